@@ -1,0 +1,41 @@
+# Countersign: every target installs what it needs first, so a fresh clone works.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PORT ?= 8000
+PY := $(VENV)/bin/python
+
+# A Python >= 3.12: honour $(PYTHON), else look on PATH, else ask pyenv.
+PYTHON ?= $(shell scripts/find-python.sh)
+
+.PHONY: help install run test lint format bench
+
+help:
+	@echo "make run    start the demo (SQLite, sandbox venues, seeded users)"
+	@echo "make test   install what is needed and run the whole suite"
+	@echo "make lint   ruff check and format check"
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found. Install one, or set PYTHON=/path/to/python3.12" >&2; exit 1; }
+	@"$(PYTHON)" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' || { echo "error: $(PYTHON) is older than 3.12; set PYTHON to a Python >= 3.12" >&2; exit 1; }
+	test -x $(PY) || "$(PYTHON)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	PORT=$(PORT) scripts/run-demo.sh
+
+test: install
+	scripts/run-tests.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .

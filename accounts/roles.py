@@ -1,0 +1,30 @@
+"""The four roles of DESIGN.md, as Django groups, and the permissions each grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REQUESTER = "requester"
+APPROVER = "approver"
+WHITELIST_ADMIN = "whitelist_admin"
+AUDITOR = "auditor"
+ROLES = (REQUESTER, APPROVER, WHITELIST_ADMIN, AUDITOR)
+
+# group -> "app_label.codename" permissions. The four-eyes rules bind the act, not the role:
+# holding both requester and approver never lets anyone approve their own withdrawal.
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    REQUESTER: ("withdrawals.request_withdrawal",),
+    APPROVER: ("withdrawals.approve_withdrawal",),
+    WHITELIST_ADMIN: ("whitelist.govern_address", "venues.manage_venue"),
+    AUDITOR: ("audit.view_everything", "whitelist.veto_address"),
+}
+
+
+def has_role(user: Any, role: str) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    cached = getattr(user, "_countersign_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._countersign_roles = cached
+    return role in cached

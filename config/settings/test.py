@@ -1,0 +1,9 @@
+"""Test settings: the base profile, with fast hashing and tasks run on commit in-process."""
+
+from .base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+VENUE_SANDBOX_SETTLE_SECONDS = 0.0
+VENUE_HTTP_TIMEOUT = 2.0

@@ -1,0 +1,94 @@
+"""Which client and which sandbox serve each venue kind, and how a client is built."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+
+from .interface import VenueClient, VenueCredentials, VenueSettings
+from .nonces import DatabaseNonceSource
+from .sandbox.app import SandboxApp
+from .sandbox.store import SandboxStore
+from .sandbox.transport import InProcessTransport
+
+if TYPE_CHECKING:
+    from .models import Venue
+
+# kind -> (client class, sandbox class). Each pair is one package under venues/.
+KINDS: dict[str, tuple[str, str]] = {
+    "kraken": ("venues.kraken.client.KrakenClient", "venues.kraken.sandbox.KrakenSandbox"),
+    "kraken_embed": (
+        "venues.kraken_embed.client.KrakenEmbedClient",
+        "venues.kraken_embed.sandbox.KrakenEmbedSandbox",
+    ),
+    "kucoin": ("venues.kucoin.client.KucoinClient", "venues.kucoin.sandbox.KucoinSandbox"),
+    "onekonto": (
+        "venues.onekonto.client.OneKontoClient",
+        "venues.onekonto.sandbox.OneKontoSandbox",
+    ),
+    "nordpay": ("venues.nordpay.client.NordPayClient", "venues.nordpay.sandbox.NordPaySandbox"),
+}
+SANDBOX_SCHEME = "sandbox://"
+
+
+def _load(dotted: str) -> Any:
+    module, _, name = dotted.rpartition(".")
+    return getattr(import_module(module), name)
+
+
+def client_class(kind: str) -> type[VenueClient]:
+    return _load(KINDS[kind][0])
+
+
+@cache
+def _store(path: str) -> SandboxStore:
+    return SandboxStore(path)
+
+
+def sandbox_for(kind: str) -> SandboxApp:
+    """The sandbox of ``kind``, on the state file named by settings.VENUE_SANDBOX_DB."""
+    app_class = _load(KINDS[kind][1])
+    return app_class(
+        _store(settings.VENUE_SANDBOX_DB), settle_seconds=settings.VENUE_SANDBOX_SETTLE_SECONDS
+    )
+
+
+def build_client(
+    *,
+    kind: str,
+    base_url: str,
+    credentials: VenueCredentials,
+    options: VenueSettings | None = None,
+    timeout: float | None = None,
+) -> VenueClient:
+    """A client for one venue account. ``sandbox://`` base URLs run the sandbox in-process."""
+    if base_url.startswith(SANDBOX_SCHEME):
+        transport: httpx.BaseTransport | None = InProcessTransport(sandbox_for(kind))
+        base_url = "http://sandbox.invalid"
+    else:
+        transport = None
+    http = httpx.Client(
+        base_url=base_url,
+        transport=transport,
+        timeout=timeout if timeout is not None else settings.VENUE_HTTP_TIMEOUT,
+        follow_redirects=False,
+    )
+    return client_class(kind)(
+        http=http,
+        credentials=credentials,
+        options=options or VenueSettings(),
+        nonces=DatabaseNonceSource(),
+    )
+
+
+def client_for(venue: Venue) -> VenueClient:
+    return build_client(
+        kind=venue.kind,
+        base_url=venue.base_url,
+        credentials=venue.credentials,
+        options=venue.options,
+    )
