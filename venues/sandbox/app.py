@@ -324,3 +324,6 @@ class SandboxSeed:
     precision: int
     minimum: Decimal
     balance: Decimal
+    # Every destination registered for the account, the primary one first. Each is a dict with
+    # asset, network, address, memo, venue_key, precision and minimum (the demo whitelists them).
+    destinations: tuple[dict[str, Any], ...] = ()
