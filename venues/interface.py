@@ -35,6 +35,12 @@ class VenueRejected(VenueError):
     """Permanent refusal. ``message`` is the venue's own text, verbatim."""
 
 
+class VenueQuoteRefused(VenueRejected):
+    """The venue refused because the quote no longer holds: the fee rose above the cap, or the
+    fee token / request identifier expired. The withdrawal goes back for a new quote and a new
+    approval, never through."""
+
+
 class VenueUnavailable(VenueError):
     """Transient, and nothing was accepted by the venue: safe to retry after ``retry_after``."""
 
