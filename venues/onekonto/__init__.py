@@ -1,0 +1,1 @@
+"""1Konto / 1KPrime: JWT login, blockchain withdraw requests and their query endpoint."""
