@@ -73,3 +73,22 @@ def totp_device_confirm(*, user: Any, code: str, ip: str | None = None) -> TOTPD
         device.save(update_fields=["confirmed"])
         audit_event_record(action="totp.enrolled", actor=user, ip=ip, target=user)
     return device
+
+
+def role_groups_ensure() -> None:
+    """Create the four role groups with exactly the permissions of accounts.roles."""
+    from django.contrib.auth.models import Group, Permission
+
+    from .roles import ROLE_PERMISSIONS
+
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            perm = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if perm is not None:
+                wanted.append(perm)
+        group.permissions.set(wanted)

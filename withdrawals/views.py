@@ -1,6 +1,283 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Withdrawal pages. Thin: parse input, call a service or selector, render a page or a partial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.roles import APPROVER, REQUESTER, has_role
+from accounts.services import TotpRefused
+from accounts.utils import client_ip
+from venues.models import Venue
+from whitelist.selectors import active_addresses_for
+
+from . import selectors, services
+from .forms import ApproveForm, FilterForm, RejectForm, WithdrawalForm
+from .models import State, WithdrawalRequest
+
+PAGE = "withdrawals/detail.html"
 
 
+def _withdrawal_or_404(request: HttpRequest, pk: int) -> WithdrawalRequest:
+    try:
+        return selectors.withdrawal_get_for(user=request.user, pk=pk)
+    except WithdrawalRequest.DoesNotExist:
+        raise Http404("No such withdrawal") from None
+
+
+def _require_role(request: HttpRequest, role: str) -> None:
+    if not has_role(request.user, role):
+        raise PermissionDenied(f"You need the {role} role for this.")
+
+
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "withdrawals/dashboard.html", {})
+    user = request.user
+    mine = (
+        WithdrawalRequest.objects.filter(requested_by=user)
+        .select_related("venue")
+        .order_by("-id")[:10]
+    )
+    return render(
+        request,
+        "withdrawals/dashboard.html",
+        {"queue": selectors.approval_queue_for(user=user)[:20], "mine": mine},
+    )
+
+
+@require_GET
+def withdrawal_list(request: HttpRequest) -> HttpResponse:
+    form = FilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    qs = selectors.withdrawals_filtered(user=request.user, filters=filters)
+    rows, next_before = selectors.withdrawal_page(qs=qs, before=filters.get("before"))
+    query = request.GET.copy()
+    query.pop("before", None)
+    template = "withdrawals/list.html#rows" if request.htmx else "withdrawals/list.html"
+    return render(
+        request,
+        template,
+        {"form": form, "rows": rows, "next_before": next_before, "query": query.urlencode()},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def withdrawal_new(request: HttpRequest) -> HttpResponse:
+    _require_role(request, REQUESTER)
+    form = WithdrawalForm(request.POST or None, initial={"venue": request.GET.get("venue")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            withdrawal = services.withdrawal_create(
+                requester=request.user,
+                venue_id=data["venue"].pk,
+                address_id=data["address"],
+                amount=data["amount"],
+                fee_deduct_type=data["fee_deduct_type"],
+                note=data["note"],
+                ip=client_ip(request),
+            )
+        except services.WithdrawalError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "Withdrawal requested. It now waits for a second person.")
+            return redirect("withdrawals:detail", pk=withdrawal.pk)
+    venue = getattr(form, "cleaned_data", {}).get("venue")
+    return render(
+        request,
+        "withdrawals/new.html",
+        {"form": form, "addresses": _addresses(venue), "venue": venue},
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+def _addresses(venue: Any) -> list[Any]:
+    return list(active_addresses_for(venue=venue)) if venue is not None else []
+
+
+@require_GET
+def withdrawal_addresses(request: HttpRequest) -> HttpResponse:
+    """Partial: the active addresses of the chosen venue (and its venue-specific fields)."""
+    _require_role(request, REQUESTER)
+    raw = request.GET.get("venue", "")
+    venue = Venue.objects.filter(pk=int(raw), enabled=True).first() if raw.isdigit() else None
+    return render(
+        request,
+        "withdrawals/new.html#venue_fields",
+        {"addresses": _addresses(venue), "venue": venue, "form": WithdrawalForm()},
+    )
+
+
+@require_POST
+def withdrawal_preview(request: HttpRequest) -> HttpResponse:
+    """Partial: the venue's fee quote for what the requester is typing. Saves nothing."""
+    _require_role(request, REQUESTER)
+    form = WithdrawalForm(request.POST)
+    context: dict[str, Any] = {}
+    form.is_valid()
+    data = form.cleaned_data
+    if "amount" in form.errors:
+        context["error"] = form.errors["amount"][0]
+    elif not data.get("venue") or not data.get("address") or data.get("amount") is None:
+        context["hint"] = "Choose a venue and an address, then type an amount."
+    else:
+        try:
+            context["preview"] = services.withdrawal_preview(
+                user=request.user,
+                venue_id=data["venue"].pk,
+                address_id=data["address"],
+                amount=data["amount"],
+                fee_deduct_type=data.get("fee_deduct_type") or "",
+            )
+            context["amount"] = data["amount"]
+            context["venue"] = data["venue"]
+        except services.WithdrawalError as exc:
+            context["error"] = exc.message
+    return render(request, "withdrawals/new.html#preview", context)
+
+
+def _detail_context(request: HttpRequest, withdrawal: WithdrawalRequest, **extra: Any):
+    user = request.user
+    can_approve = (
+        has_role(user, APPROVER)
+        and withdrawal.state == State.PENDING_APPROVAL
+        and withdrawal.requested_by_id != user.pk
+    )
+    return {
+        "w": withdrawal,
+        "timeline": selectors.withdrawal_timeline(withdrawal=withdrawal),
+        "approvals": withdrawal.approvals.select_related("approver"),
+        "can_approve": can_approve,
+        "is_requester": withdrawal.requested_by_id == user.pk,
+        "can_cancel": withdrawal.requested_by_id == user.pk
+        and withdrawal.state in {State.PENDING_APPROVAL, State.APPROVED},
+        "approve_form": ApproveForm(),
+        "reject_form": RejectForm(),
+        **extra,
+    }
+
+
+@require_GET
+def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    withdrawal = _withdrawal_or_404(request, pk)
+    return render(request, PAGE, _detail_context(request, withdrawal))
+
+
+@require_GET
+def withdrawal_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Partial, polled while the withdrawal is moving: state, venue reference, timeline."""
+    withdrawal = _withdrawal_or_404(request, pk)
+    # htmx stops polling on HTTP 286: a final state will not change again.
+    status = 286 if withdrawal.is_final else 200
+    return render(request, f"{PAGE}#live", _detail_context(request, withdrawal), status=status)
+
+
+@require_POST
+def withdrawal_quote(request: HttpRequest, pk: int) -> HttpResponse:
+    """Partial: a fresh venue quote in the approve panel (stored as evidence, hence POST)."""
+    withdrawal = _withdrawal_or_404(request, pk)
+    _require_role(request, APPROVER)
+    context = _detail_context(request, withdrawal)
+    try:
+        quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=request.user)
+    except services.WithdrawalError as exc:
+        context["panel_error"] = exc.message
+    else:
+        context["quote"] = quote
+        context["approve_form"] = ApproveForm(initial={"quote": quote.pk})
+    return render(request, f"{PAGE}#approve_panel", context)
+
+
+@require_POST
+def withdrawal_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    withdrawal = _withdrawal_or_404(request, pk)
+    _require_role(request, APPROVER)
+    form = ApproveForm(request.POST)
+    context = _detail_context(request, withdrawal, approve_form=form)
+    if form.is_valid():
+        try:
+            withdrawal = services.withdrawal_approve(
+                withdrawal_id=withdrawal.pk,
+                approver=request.user,
+                code=form.cleaned_data["code"],
+                quote_id=form.cleaned_data["quote"],
+                ip=client_ip(request),
+            )
+        except TotpRefused as exc:
+            form.add_error("code", str(exc))
+        except services.WithdrawalError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return _after_action(request, withdrawal, "Approved. Submitting to the venue…")
+    quote_id = form.data.get("quote")
+    context["quote"] = withdrawal.quotes.filter(pk=quote_id).first() if str(quote_id).isdigit() else None
+    return render(request, f"{PAGE}#approve_panel", context, status=200 if request.htmx else 400)
+
+
+@require_POST
+def withdrawal_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    withdrawal = _withdrawal_or_404(request, pk)
+    _require_role(request, APPROVER)
+    form = RejectForm(request.POST)
+    if form.is_valid():
+        try:
+            withdrawal = services.withdrawal_reject(
+                withdrawal_id=withdrawal.pk,
+                approver=request.user,
+                reason=form.cleaned_data["reason"],
+                ip=client_ip(request),
+            )
+        except services.WithdrawalError as exc:
+            form.add_error("reason", exc.message)
+        else:
+            return _after_action(request, withdrawal, "Rejected.")
+    context = _detail_context(request, withdrawal, reject_form=form)
+    return render(request, f"{PAGE}#approve_panel", context, status=200 if request.htmx else 400)
+
+
+@require_POST
+def withdrawal_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    withdrawal = _withdrawal_or_404(request, pk)
+    try:
+        withdrawal = services.withdrawal_cancel(
+            withdrawal_id=withdrawal.pk, requester=request.user, ip=client_ip(request)
+        )
+    except services.WithdrawalError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Withdrawal cancelled.")
+    return _after_action(request, withdrawal, None)
+
+
+@require_POST
+def withdrawal_requote(request: HttpRequest, pk: int) -> HttpResponse:
+    withdrawal = _withdrawal_or_404(request, pk)
+    try:
+        withdrawal = services.withdrawal_requote(
+            withdrawal_id=withdrawal.pk, requester=request.user, ip=client_ip(request)
+        )
+    except services.WithdrawalError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "New fee cap taken from a fresh quote. Approvals start over.")
+    return _after_action(request, withdrawal, None)
+
+
+def _after_action(request: HttpRequest, withdrawal: WithdrawalRequest, note: str | None):
+    if note:
+        messages.success(request, note)
+    if request.htmx:
+        # The whole page changes (panels, state, timeline): reload it rather than patch pieces.
+        return HttpResponse(status=204, headers={"HX-Redirect": withdrawal_url(withdrawal)})
+    return redirect("withdrawals:detail", pk=withdrawal.pk)
+
+
+def withdrawal_url(withdrawal: WithdrawalRequest) -> str:
+    from django.urls import reverse
+
+    return reverse("withdrawals:detail", kwargs={"pk": withdrawal.pk})

@@ -124,6 +124,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# The demo serves static files straight from static/ (no collectstatic step).
+WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_IDLE_SECONDS", str(30 * 60)))
@@ -156,6 +158,10 @@ WITHDRAWAL_APPROVAL_QUORUM = int(os.environ.get("WITHDRAWAL_APPROVAL_QUORUM", "1
 WITHDRAWAL_EXPIRY_HOURS = int(os.environ.get("WITHDRAWAL_EXPIRY_HOURS", "72"))
 # A withdrawal left in "submitting" this long is presumed crashed and reconciled.
 SUBMITTING_STALE_SECONDS = int(os.environ.get("SUBMITTING_STALE_SECONDS", "120"))
+# An approved withdrawal whose task has not run after this long is enqueued again (outbox).
+INTENT_RESEND_SECONDS = float(os.environ.get("INTENT_RESEND_SECONDS", "30"))
+# Reconciliation waits this long after an unknown outcome, so an in-flight request has landed.
+RECONCILE_GRACE_SECONDS = float(os.environ.get("RECONCILE_GRACE_SECONDS", "15"))
 VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
 
 # Sandboxes keep their state in one SQLite file, shared by every process of the demo.
@@ -188,6 +194,10 @@ CELERY_BEAT_SCHEDULE = {
     "withdrawals-refresh-statuses": {
         "task": "withdrawals.tasks.refresh_open_withdrawals",
         "schedule": float(os.environ.get("STATUS_REFRESH_SECONDS", "3")),
+    },
+    "withdrawals-sweep-intents": {
+        "task": "withdrawals.tasks.sweep_submission_intents",
+        "schedule": 10.0,
     },
     "withdrawals-expire-stale": {
         "task": "withdrawals.tasks.expire_stale_withdrawals",

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+
+from venues.models import Venue
+
+_AMOUNT = re.compile(r"^\d{1,20}(\.\d{1,30})?$")
+
+
+def parse_amount(raw: str) -> Decimal:
+    """A strict decimal: digits with an optional fraction. No exponent, sign, NaN or commas."""
+    text = (raw or "").strip()
+    if not text:
+        raise forms.ValidationError("Enter an amount.")
+    if text.startswith("-"):
+        raise forms.ValidationError("The amount must be greater than zero.")
+    if not _AMOUNT.match(text):
+        raise forms.ValidationError("Enter a plain number, like 0.25.")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise forms.ValidationError("Enter a plain number, like 0.25.") from None
+    if value <= 0:
+        raise forms.ValidationError("The amount must be greater than zero.")
+    return value
+
+
+class AmountField(forms.CharField):
+    def to_python(self, value: str) -> Decimal | None:  # type: ignore[override]
+        if value in self.empty_values:
+            return None
+        return parse_amount(value)
+
+
+class WithdrawalForm(forms.Form):
+    venue = forms.ModelChoiceField(
+        queryset=Venue.objects.filter(enabled=True), empty_label="Choose a venue…"
+    )
+    address = forms.IntegerField(
+        widget=forms.Select, error_messages={"invalid": "Choose a whitelisted address."}
+    )
+    amount = AmountField(
+        max_length=60,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    fee_deduct_type = forms.ChoiceField(
+        required=False,
+        choices=[("", "Venue default"), ("INTERNAL", "From the amount"), ("EXTERNAL", "From the account")],
+        label="Fee paid",
+    )
+    note = forms.CharField(required=False, max_length=200)
+
+
+class ApproveForm(forms.Form):
+    code = forms.CharField(max_length=8, label="Authenticator code")
+    quote = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class FilterForm(forms.Form):
+    venue = forms.ModelChoiceField(queryset=Venue.objects.all(), required=False, empty_label="All venues")
+    state = forms.ChoiceField(required=False)
+    asset = forms.CharField(required=False, max_length=16)
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    before = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from .models import State
+
+        self.fields["state"].choices = [("", "All states"), *State.choices]

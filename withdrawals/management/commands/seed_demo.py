@@ -1,0 +1,120 @@
+"""Idempotent demo data: four users with TOTP, one sandbox venue of each kind, addresses."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.services import audit_event_record
+from venues.models import Venue
+from venues.registry import KINDS, sandbox_for
+from whitelist.models import AddressState, WhitelistedAddress
+
+# Fixed secrets so a person can add the demo users to an authenticator once and keep them.
+DEMO_USERS = [
+    ("alice", "requester", "3132333435363738393031323334353637383930"),
+    ("bob", "approver", "4142434445464748494a4b4c4d4e4f5051525354"),
+    ("carol", "whitelist_admin", "6162636465666768696a6b6c6d6e6f7071727374"),
+    ("dave", "auditor", "3031323334353637383961626364656630313233"),
+    ("erin", "whitelist_admin", "5152535455565758595a303132333435363738ff"),
+]
+DEMO_PASSWORD = "countersign-demo"
+VENUE_NAMES = {
+    "kraken": "Kraken spot (sandbox)",
+    "kraken_embed": "Kraken Embed (sandbox)",
+    "kucoin": "KuCoin (sandbox)",
+    "onekonto": "1Konto (sandbox)",
+    "nordpay": "Nord-Pay (sandbox)",
+}
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo users, sandbox venues and whitelisted addresses."
+
+    def handle(self, *args, **options) -> None:
+        with transaction.atomic():
+            users = self._users()
+            created = self._venues(users["carol"], users["erin"])
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        for name, role, _secret in DEMO_USERS:
+            device = TOTPDevice.objects.get(user=users[name], name="demo")
+            self.stdout.write(f"  {name:<6} {role:<16} password {DEMO_PASSWORD}")
+            self.stdout.write(f"         {device.config_url}")
+        if created:
+            self.stdout.write(f"  venues created: {', '.join(created)}")
+
+    def _users(self):
+        User = get_user_model()
+        users = {}
+        for name, role, secret in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=name, defaults={"email": f"{name}@example.com"}
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+            user.groups.add(Group.objects.get(name=role))
+            TOTPDevice.objects.update_or_create(
+                user=user, name="demo", defaults={"key": secret, "confirmed": True}
+            )
+            users[name] = user
+        return users
+
+    def _venues(self, proposer, approver) -> list[str]:
+        created = []
+        for kind in KINDS:
+            sandbox = sandbox_for(kind)
+            seed = sandbox.seed(api_key=f"demo-{kind}-key")
+            venue, was_created = Venue.objects.get_or_create(
+                name=VENUE_NAMES[kind],
+                defaults={"kind": kind, "base_url": f"sandbox://{kind}"},
+            )
+            venue.kind = kind
+            venue.account = seed.credentials.account
+            venue.options_json = {
+                k: getattr(seed.options, k) for k in ("fee_deduct_type", "path_prefix", "key_version")
+            }
+            venue.set_credentials(
+                api_key=seed.credentials.api_key,
+                api_secret=seed.credentials.api_secret,
+                passphrase=seed.credentials.passphrase,
+            )
+            venue.save()
+            if was_created:
+                created.append(venue.name)
+                audit_event_record(
+                    action="venue.created", target=venue, message=f"Demo venue {venue.name}"
+                )
+            for dest in seed.destinations or (
+                {
+                    "asset": seed.asset,
+                    "network": seed.network,
+                    "address": seed.address,
+                    "memo": seed.memo,
+                    "venue_key": seed.venue_key,
+                },
+            ):
+                address, made = WhitelistedAddress.objects.get_or_create(
+                    venue=venue,
+                    asset=dest["asset"],
+                    network=dest["network"],
+                    address=dest["address"],
+                    memo=dest.get("memo", ""),
+                    defaults={
+                        "label": f"{dest['asset']} treasury ({dest['network']})",
+                        "venue_key": dest.get("venue_key", ""),
+                        "state": AddressState.ACTIVE,
+                        "proposed_by": proposer,
+                        "approved_by": approver,
+                    },
+                )
+                if made:
+                    audit_event_record(
+                        action="whitelist.seeded",
+                        target=address,
+                        message=f"Demo address {address.label} active",
+                    )
+        return created

@@ -1,0 +1,69 @@
+"""Reads for withdrawal pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.roles import APPROVER, AUDITOR, has_role
+from audit.models import AuditEvent
+from audit.selectors import audit_events_for
+
+from .models import State, WithdrawalRequest
+
+PAGE_SIZE = 50
+
+
+def withdrawals_visible_to(*, user: Any) -> QuerySet[WithdrawalRequest]:
+    """Approvers and auditors see every withdrawal; a requester sees their own."""
+    qs = WithdrawalRequest.objects.select_related("venue", "requested_by", "whitelisted_address")
+    if has_role(user, APPROVER) or has_role(user, AUDITOR):
+        return qs
+    return qs.filter(requested_by=user)
+
+
+def withdrawal_get_for(*, user: Any, pk: int) -> WithdrawalRequest:
+    """Object-level authorisation: a tampered id the user may not see is a plain 404."""
+    return withdrawals_visible_to(user=user).get(pk=pk)
+
+
+def approval_queue_for(*, user: Any) -> QuerySet[WithdrawalRequest]:
+    if not has_role(user, APPROVER):
+        return WithdrawalRequest.objects.none()
+    return (
+        WithdrawalRequest.objects.filter(state=State.PENDING_APPROVAL)
+        .exclude(requested_by=user)
+        .exclude(approvals__approver=user, approvals__voided=False)
+        .select_related("venue", "requested_by", "whitelisted_address")
+        .order_by("created_at", "id")
+    )
+
+
+def withdrawals_filtered(*, user: Any, filters: dict[str, Any]) -> QuerySet[WithdrawalRequest]:
+    qs = withdrawals_visible_to(user=user)
+    if filters.get("venue"):
+        qs = qs.filter(venue_id=filters["venue"].pk)
+    if filters.get("state"):
+        qs = qs.filter(state=filters["state"])
+    if filters.get("asset"):
+        qs = qs.filter(asset__iexact=filters["asset"])
+    if filters.get("q"):
+        q = filters["q"]
+        qs = qs.filter(Q(address__icontains=q) | Q(venue_reference__icontains=q) | Q(note__icontains=q))
+    return qs.order_by("-created_at", "-id")
+
+
+def withdrawal_page(
+    *, qs: QuerySet[WithdrawalRequest], before: int | None, size: int = PAGE_SIZE
+) -> tuple[list[WithdrawalRequest], int | None]:
+    """Keyset pagination on id (newest first): no OFFSET, no COUNT(*)."""
+    if before:
+        qs = qs.filter(id__lt=before)
+    rows = list(qs.order_by("-id")[: size + 1])
+    next_before = rows[size - 1].id if len(rows) > size else None
+    return rows[:size], next_before
+
+
+def withdrawal_timeline(*, withdrawal: WithdrawalRequest) -> QuerySet[AuditEvent]:
+    return audit_events_for(target=withdrawal).order_by("seq")

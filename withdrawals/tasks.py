@@ -1,0 +1,42 @@
+"""Thin Celery tasks: each loads by id and calls a service. All are idempotent."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True)
+def submit_withdrawal(withdrawal_id: int) -> None:
+    services.withdrawal_submit(withdrawal_id=withdrawal_id)
+
+
+@shared_task(acks_late=True)
+def refresh_withdrawal_status(withdrawal_id: int) -> None:
+    services.withdrawal_status_refresh(withdrawal_id=withdrawal_id)
+
+
+@shared_task(acks_late=True)
+def reconcile_withdrawal(withdrawal_id: int) -> None:
+    services.withdrawal_reconcile(withdrawal_id=withdrawal_id)
+
+
+@shared_task
+def refresh_open_withdrawals() -> None:
+    work = services.withdrawals_needing_attention()
+    for pk in work["refresh"]:
+        refresh_withdrawal_status.delay(pk)
+    for pk in work["reconcile"]:
+        reconcile_withdrawal.delay(pk)
+
+
+@shared_task
+def sweep_submission_intents() -> None:
+    for pk in services.submission_intents_sweep():
+        submit_withdrawal.delay(pk)
+
+
+@shared_task
+def expire_stale_withdrawals() -> None:
+    services.withdrawals_expire_stale()
