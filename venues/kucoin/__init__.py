@@ -1,0 +1,1 @@
+"""KuCoin: withdrawals through /api/v3/withdrawals, signed with KC-API-* headers."""

@@ -1,0 +1,360 @@
+"""KuCoin withdrawal client (NOTES.md §3).
+
+Auth: ``KC-API-SIGN = b64(HMAC-SHA256(secret, timestamp + METHOD + path?raw_query + body))`` and,
+for key versions 2 and 3, ``KC-API-PASSPHRASE = b64(HMAC-SHA256(secret, passphrase))``.
+KuCoin has no idempotency key: our request id travels in ``remark`` and reconciliation matches it
+in the withdrawal history.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from venues.http import amount_str, compact_json, retry_after, send, server_error
+from venues.interface import (
+    Quote,
+    SavedAddress,
+    SubmitReceipt,
+    VenueCredentials,
+    VenueError,
+    VenueOutcomeUnknown,
+    VenueRejected,
+    VenueSettings,
+    VenueState,
+    VenueStatus,
+    VenueUnavailable,
+    WithdrawalSpec,
+)
+
+SUCCESS_CODE = "200000"
+QUOTAS_PATH = "/api/v1/withdrawals/quotas"
+WITHDRAW_PATH = "/api/v3/withdrawals"
+HISTORY_PATH = "/api/v1/withdrawals"
+API_KEY_INFO_PATH = "/api/v1/user/api-key"
+HISTORY_PAGE_SIZE = 500  # the documented maximum: fewest calls when reconciling
+
+# Every status value documented for GET /api/v1/withdrawals and /api/v1/withdrawals/{id}.
+# KuCoin has no "cancelled" status: a cancelled withdrawal reads FAILURE, and only its detail
+# (failureReason / failureReasonMsg) says it was cancelled; see ``_state``.
+STATUS_MAP: dict[str, VenueState] = {
+    "PROCESSING": VenueState.PENDING,
+    "REVIEW": VenueState.PENDING,
+    "WALLET_PROCESSING": VenueState.PENDING,
+    "SUCCESS": VenueState.COMPLETED,
+    "FAILURE": VenueState.FAILED,
+}
+
+# Every documented error code -> its outcome, in one place (NOTES.md §3.4). VenueOutcomeUnknown
+# here means "the venue failed while handling the call": outcome unknown for a mutating call,
+# unavailable for a read (see ``_raise_error``).
+ERROR_OUTCOMES: dict[str, type[VenueError]] = {
+    "400001": VenueRejected,  # a KC-API-* header is missing: our bug, retrying will not help
+    # Clock skew over 5 s: nothing was accepted, and a retry with a fresh timestamp can succeed.
+    "400002": VenueUnavailable,
+    "400003": VenueRejected,  # KC-API-KEY does not exist
+    "400004": VenueRejected,  # Invalid KC-API-PASSPHRASE
+    "400005": VenueRejected,  # Invalid KC-API-SIGN
+    "400006": VenueRejected,  # request IP not on the key's IP whitelist
+    "400007": VenueRejected,  # key lacks the permission (e.g. Withdrawal)
+    "400008": VenueRejected,  # V1/V2 keys no longer supported
+    "400009": VenueRejected,  # Invalid KC-API-KEY-VERSION
+    "400100": VenueRejected,  # parameter error, incl. account.available.amount
+    "404000": VenueRejected,  # Url Not Found
+    "411100": VenueRejected,  # User are frozen
+    "415000": VenueRejected,  # Unsupported Media Type
+    "200004": VenueRejected,  # Balance insufficient
+    "260210": VenueRejected,  # withdraw.disabled
+    "260325": VenueRejected,  # address not on the favourite-address whitelist
+    "429000": VenueUnavailable,  # rate limited (code unverified, NOTES.md §3.4)
+    "500000": VenueOutcomeUnknown,  # Internal Server Error
+}
+FALLBACK_RETRY_AFTER = 1.0
+
+
+def sign(message: bytes, secret: str) -> str:
+    """base64(HMAC-SHA256(secret as UTF-8, message)): KuCoin's signature primitive."""
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signed_passphrase(passphrase: str, secret: str, key_version: str) -> str:
+    """The KC-API-PASSPHRASE header: HMAC-signed for key versions 2 and 3, plain for v1."""
+    if key_version in {"2", "3"}:
+        return sign(passphrase.encode(), secret)
+    return passphrase
+
+
+def auth_headers(
+    *,
+    credentials: VenueCredentials,
+    key_version: str,
+    timestamp: str,
+    method: str,
+    target: str,
+    body: bytes,
+) -> dict[str, str]:
+    """Headers for one request. ``target`` is the path with its raw (un-encoded) query."""
+    prehash = timestamp.encode() + method.upper().encode() + target.encode() + body
+    return {
+        "KC-API-KEY": credentials.api_key,
+        "KC-API-SIGN": sign(prehash, credentials.api_secret),
+        "KC-API-TIMESTAMP": timestamp,
+        "KC-API-PASSPHRASE": signed_passphrase(
+            credentials.passphrase, credentials.api_secret, key_version
+        ),
+        "KC-API-KEY-VERSION": key_version,
+        "Content-Type": "application/json",
+    }
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _state(data: dict[str, Any]) -> VenueState:
+    raw = str(data.get("status", ""))
+    reason = f"{data.get('failureReason') or ''} {data.get('failureReasonMsg') or ''}".lower()
+    if raw == "FAILURE" and "cancel" in reason:
+        return VenueState.CANCELLED
+    # An undocumented status is not final: keep tracking rather than guess success or failure.
+    return STATUS_MAP.get(raw, VenueState.PENDING)
+
+
+class KucoinClient:
+    kind: ClassVar[str] = "kucoin"
+    supports_cancel: ClassVar[bool] = True
+    # KuCoin documents no endpoint listing the favourite (whitelisted) addresses.
+    supports_saved_addresses: ClassVar[bool] = False
+    supports_quote: ClassVar[bool] = True
+    idempotent_submit: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        http: httpx.Client,
+        credentials: VenueCredentials,
+        options: VenueSettings,
+        nonces: object,
+    ) -> None:
+        # ``nonces`` is part of the common constructor; KuCoin authenticates with a wall-clock
+        # timestamp (5 s tolerance) instead of a nonce, so it is not needed here.
+        self._http = http
+        self._credentials = credentials
+        self._options = options
+
+    def __repr__(self) -> str:
+        return f"KucoinClient(base_url={str(self._http.base_url)!r})"
+
+    # --- transport ------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
+        mutating: bool = False,
+    ) -> Any:
+        pairs = [(k, v) for k, v in (params or {}).items() if v != ""]
+        # KuCoin signs the query un-encoded; we send it encoded (both are identical for the
+        # plain values we use, but the distinction is the venue's rule).
+        raw_query = "&".join(f"{k}={v}" for k, v in pairs)
+        sent_query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
+        signed_target = f"{path}?{raw_query}" if raw_query else path
+        sent_target = f"{path}?{sent_query}" if sent_query else path
+        body = compact_json(payload) if payload is not None else b""
+        headers = auth_headers(
+            credentials=self._credentials,
+            key_version=self._options.key_version or "3",
+            timestamp=str(int(time.time() * 1000)),
+            method=method,
+            target=signed_target,
+            body=body,
+        )
+        request = self._http.build_request(
+            method, sent_target, content=body or None, headers=headers
+        )
+        response = send(self._http, request, mutating=mutating)
+        return self._unwrap(response, mutating=mutating)
+
+    def _unwrap(self, response: httpx.Response, *, mutating: bool) -> Any:
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or "code" not in document:
+            if response.status_code == 429:
+                raise VenueUnavailable(
+                    "KuCoin rate limit", http_status=429, retry_after=self._retry_after(response)
+                )
+            if response.status_code >= 500 or response.status_code == 408:
+                server_error(response, mutating=mutating)
+            if response.is_success and mutating:
+                raise VenueOutcomeUnknown(
+                    "Unreadable answer from KuCoin; it may have accepted the request",
+                    http_status=response.status_code,
+                )
+            if response.is_success:
+                raise VenueUnavailable(
+                    "Unreadable answer from KuCoin", http_status=response.status_code
+                )
+            raise VenueRejected(
+                f"KuCoin answered HTTP {response.status_code}", http_status=response.status_code
+            )
+        code = str(document["code"])
+        if code == SUCCESS_CODE:
+            return document.get("data")
+        self._raise_error(response, code, str(document.get("msg") or ""), mutating=mutating)
+
+    def _raise_error(
+        self, response: httpx.Response, code: str, msg: str, *, mutating: bool
+    ) -> None:
+        status = response.status_code
+        outcome = ERROR_OUTCOMES.get(code)
+        message = msg or f"KuCoin error {code}"
+        if response.status_code == 429 or outcome is VenueUnavailable:
+            raise VenueUnavailable(
+                message, code=code, http_status=status, retry_after=self._retry_after(response)
+            )
+        if outcome is VenueOutcomeUnknown or (outcome is None and status >= 500):
+            server_error(response, mutating=mutating, message=message)
+        if outcome is None and mutating:
+            # An error code we do not know, on a withdrawal: reconcile rather than assume.
+            raise VenueOutcomeUnknown(
+                f"{message} (undocumented KuCoin code {code}); it may have accepted the request",
+                code=code,
+                http_status=status,
+            )
+        raise VenueRejected(message, code=code, http_status=status)
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float:
+        # gw-ratelimit-reset is the time left in the quota window, in milliseconds.
+        reset = _decimal(response.headers.get("gw-ratelimit-reset"))
+        if reset is not None and reset > 0:
+            return float(reset / 1000)
+        return retry_after(response) or FALLBACK_RETRY_AFTER
+
+    # --- VenueClient ----------------------------------------------------------------------
+
+    def _fee_deduct_type(self, spec: WithdrawalSpec) -> str:
+        return (spec.fee_deduct_type or self._options.fee_deduct_type).upper()
+
+    def quote(self, spec: WithdrawalSpec) -> Quote:
+        data = self._call(
+            "GET", QUOTAS_PATH, params={"currency": spec.asset, "chain": spec.network}
+        )
+        if not data.get("isWithdrawEnabled", False):
+            raise VenueRejected(str(data.get("reason") or "withdraw.disabled"), code="260210")
+        fee = _decimal(data.get("withdrawMinFee")) or Decimal(0)
+        available = _decimal(data.get("availableAmount"))
+        remaining = _decimal(data.get("remainAmount"))
+        limits = [x for x in (available, remaining) if x is not None]
+        precision = int(data["precision"]) if data.get("precision") is not None else None
+        requested = self._fee_deduct_type(spec)
+        # Unspecified: KuCoin takes the fee from the main account if it can cover it, else
+        # from the amount; we predict the same from the available balance.
+        used = requested or (
+            "EXTERNAL" if available is not None and available >= spec.amount + fee else "INTERNAL"
+        )
+        net = spec.amount if used == "EXTERNAL" else spec.amount - fee
+        return Quote(
+            fee=fee,
+            net_amount=net,
+            limit=min(limits) if limits else None,
+            minimum=_decimal(data.get("withdrawMinSize")),
+            precision=precision,
+            fee_asset=spec.asset,
+            raw={**data, "feeDeductType": used, "feeDeductTypeRequested": requested},
+        )
+
+    def submit(self, spec: WithdrawalSpec, *, quote: Quote | None) -> SubmitReceipt:
+        precision = quote.precision if quote is not None else None
+        amount = amount_str(spec.amount, precision)
+        if Decimal(amount) != spec.amount:
+            # Never truncate money silently: the approved amount is the one that goes out.
+            raise VenueRejected(
+                f"Amount {spec.amount} has more than {precision} decimal places", code="precision"
+            )
+        payload: dict[str, Any] = {
+            "currency": spec.asset,
+            "toAddress": spec.address,
+            "amount": amount,
+            "withdrawType": "ADDRESS",
+            "chain": spec.network,
+        }
+        if spec.memo:
+            payload["memo"] = spec.memo
+        payload["remark"] = str(spec.request_id)
+        if fee_deduct_type := self._fee_deduct_type(spec):
+            payload["feeDeductType"] = fee_deduct_type
+        data = self._call("POST", WITHDRAW_PATH, payload=payload, mutating=True)
+        reference = str((data or {}).get("withdrawalId") or "")
+        if not reference:
+            raise VenueOutcomeUnknown("KuCoin accepted the withdrawal without giving its id")
+        return SubmitReceipt(reference=reference, raw=data)
+
+    def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
+        data = self._call("GET", f"{HISTORY_PATH}/{quote(reference, safe='')}")
+        if not isinstance(data, dict):
+            raise VenueRejected(f"KuCoin has no withdrawal {reference}")
+        return VenueStatus(
+            reference=str(data.get("id") or reference),
+            state=_state(data),
+            raw_status=str(data.get("status", "")),
+            txid=str(data.get("walletTxId") or ""),
+            detail=str(data.get("failureReasonMsg") or data.get("failureReason") or ""),
+            raw=data,
+        )
+
+    def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
+        remark = str(spec.request_id)
+        page = 1
+        while True:
+            data = self._call(
+                "GET",
+                HISTORY_PATH,
+                params={
+                    "currency": spec.asset,
+                    "currentPage": str(page),
+                    "pageSize": str(HISTORY_PAGE_SIZE),
+                },
+            )
+            for item in data.get("items") or []:
+                if item.get("remark") == remark:
+                    # History items carry no failure reason: only the detail tells a cancelled
+                    # FAILURE from a failed one.
+                    return self.status(spec, reference=str(item["id"]))
+            if page >= int(data.get("totalPage") or 0):
+                return None
+            page += 1
+
+    def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
+        """Cancel a PROCESSING withdrawal; any refusal raises with KuCoin's own message."""
+        self._call("DELETE", f"{HISTORY_PATH}/{quote(reference, safe='')}", mutating=True)
+        return True
+
+    def saved_addresses(self, *, asset: str = "") -> list[SavedAddress]:
+        raise NotImplementedError("KuCoin documents no API listing favourite addresses")
+
+    def check_connection(self) -> str:
+        data = self._call("GET", API_KEY_INFO_PATH) or {}
+        permission = data.get("permission") or "none"
+        return f"KuCoin API key v{data.get('apiVersion', '?')}, permissions: {permission}"
+
+    def close(self) -> None:
+        self._http.close()
