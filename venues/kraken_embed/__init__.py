@@ -1,0 +1,1 @@
+"""Kraken Embed (B2B) withdrawals: client and sandbox."""
