@@ -1,0 +1,1 @@
+"""Kraken spot funding API (``/0/private/Withdraw*``): client and sandbox."""
