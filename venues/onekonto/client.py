@@ -79,7 +79,6 @@ ERROR_OUTCOMES: dict[str, type[VenueError]] = {
     "The account with the provided ID was not found": VenueRejected,
     "Unauthorized": VenueRejected,
     "Too Many Requests": VenueUnavailable,
-    "Internal Server Error": VenueUnavailable,
 }
 
 

@@ -9,6 +9,10 @@ Assumed (the pages say nothing or were cut off), each phrased in the venue's own
 the login/401 answers and their texts, the query response ``{"accountId", "requests": [...]}``
 with each request echoing its ``instructions``, the whitelist refusal, the below-minimum and
 over-precise refusals, and a 429 with ``Retry-After`` for rate limits.
+
+Per-account knobs for tests (``account_upsert``): ``token_seconds`` (token lifetime),
+``omit_instructions`` (a venue that does not echo instructions in the query), and the base's
+``settle_seconds``.
 """
 
 from __future__ import annotations
@@ -233,6 +237,7 @@ class OneKontoSandbox(SandboxApp):
                 account.get("password_sha256", ""), password
             ):
                 raise SandboxError(BAD_LOGIN, 401)
+            # Counted so tests can prove that clients reuse their token.
             account["logins"] = account.get("logins", 0) + 1
             self.save_account(tx, account)
             seconds = float(account.get("token_seconds", TOKEN_SECONDS))
@@ -305,6 +310,9 @@ class OneKontoSandbox(SandboxApp):
         )
 
     def query_withdraws(self, request: SandboxRequest, account_id: str) -> SandboxResponse:
+        with self.store.tx() as tx:
+            account = self._authenticate(tx, request, account_id)
+            docs = self.withdrawals(tx, account["key"])
         query = request.query
         try:
             limit = int(query.get("max", "100"))
@@ -313,9 +321,6 @@ class OneKontoSandbox(SandboxApp):
         status = query.get("status")
         if status is not None and status not in STATUSES:
             raise SandboxError(f"ValidationFailed: Status: {status} is not a valid value")
-        with self.store.tx() as tx:
-            account = self._authenticate(tx, request, account_id)
-            docs = self.withdrawals(tx, account["key"])
         echo = not account.get("omit_instructions", False)
         filters = {
             "id": query.get("withdrawRequestId"),
@@ -381,6 +386,7 @@ def _render_request(doc: dict[str, Any], *, echo_instructions: bool) -> dict[str
         "address": doc["address"],
         "status": doc["status"],
         "createdAt": iso(doc["created_at"]),
+        "updatedAt": iso(doc.get("updated_at", doc["created_at"])),
     }
     if echo_instructions:
         item["instructions"] = doc["instructions"]
