@@ -115,6 +115,11 @@ def auth_headers(
     }
 
 
+def timestamp_ms() -> str:
+    """KC-API-TIMESTAMP: wall-clock milliseconds (the venue allows 5 s of skew)."""
+    return str(int(time.time() * 1000))
+
+
 def _decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
@@ -180,7 +185,7 @@ class KucoinClient:
         headers = auth_headers(
             credentials=self._credentials,
             key_version=self._options.key_version or "3",
-            timestamp=str(int(time.time() * 1000)),
+            timestamp=timestamp_ms(),
             method=method,
             target=signed_target,
             body=body,

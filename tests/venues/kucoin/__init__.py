@@ -1,0 +1,1 @@
+"""KuCoin client and sandbox tests."""
