@@ -1,0 +1,1 @@
+"""Nord-Pay: static X-API-KEY, two-step withdraw request/confirm (NOTES.md §5)."""
