@@ -124,6 +124,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # The demo serves static files straight from static/ (no collectstatic step).
 WHITENOISE_USE_FINDERS = True
 
