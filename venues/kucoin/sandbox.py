@@ -256,6 +256,11 @@ class KucoinSandbox(SandboxApp):
             }
         )
 
+    def _settled(self, tx: StoreTx, account: dict[str, Any]) -> dict[str, Any]:
+        """The account after every withdrawal due by now has settled (failures refund)."""
+        self.withdrawals(tx, account["key"])
+        return self.account(tx, account["key"]) or account
+
     def _chain(self, account: dict[str, Any], currency: str, chain: str) -> dict[str, Any]:
         config = CHAINS.get(f"{currency}:{chain}")
         if config is None:
@@ -284,7 +289,7 @@ class KucoinSandbox(SandboxApp):
         currency = query.get("currency", "")
         chain = query.get("chain") or "eth"
         with self.store.tx() as tx:
-            account = self.authenticate(tx, request)
+            account = self._settled(tx, self.authenticate(tx, request))
             if not currency:
                 raise _fail("400100")
             config = self._chain(account, currency, chain)
@@ -323,7 +328,7 @@ class KucoinSandbox(SandboxApp):
                 raise _fail("400100") from None
             if not isinstance(body, dict):
                 raise _fail("400100")
-            doc = self._withdraw(tx, account, body)
+            doc = self._withdraw(tx, self._settled(tx, account), body)
         return self.ok({"withdrawalId": doc["reference"]})
 
     def _withdraw(self, tx: StoreTx, account: dict[str, Any], body: dict[str, Any]):
