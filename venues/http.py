@@ -59,4 +59,6 @@ def server_error(response: httpx.Response, *, mutating: bool, message: str = "")
         raise VenueOutcomeUnknown(
             text + "; it may have accepted the request", http_status=response.status_code
         )
-    raise VenueUnavailable(text, http_status=response.status_code, retry_after=retry_after(response))
+    raise VenueUnavailable(
+        text, http_status=response.status_code, retry_after=retry_after(response)
+    )

@@ -131,7 +131,9 @@ class VenueCredentials:
     account: str = ""  # KuCoin: unused; 1Konto: account id; Kraken Embed: IIBAN
 
     def __repr__(self) -> str:  # never let a secret reach a log through repr()
-        return f"VenueCredentials(api_key={'***' if self.api_key else ''!r}, account={self.account!r})"
+        return (
+            f"VenueCredentials(api_key={'***' if self.api_key else ''!r}, account={self.account!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

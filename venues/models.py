@@ -71,3 +71,6 @@ class ApiNonce(models.Model):
 
     scope = models.CharField(max_length=80, unique=True)
     value = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return self.scope

@@ -55,7 +55,7 @@ def quote_or_none(client, spec):
 
 
 def test_quote_gives_fee_and_net(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed)
     quote = client.quote(spec)
     if client.supports_quote:
@@ -67,7 +67,7 @@ def test_quote_gives_fee_and_net(venue):
 
 
 def test_submit_then_status_settles_completed(venue, settings):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed)
     receipt = client.submit(spec, quote=quote_or_none(client, spec))
     assert receipt.reference
@@ -78,7 +78,7 @@ def test_submit_then_status_settles_completed(venue, settings):
 
 
 def test_status_pending_before_settlement(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     sandbox.account_upsert(seed.credentials.api_key, settle_seconds=3600)
     spec = spec_for(seed)
     receipt = client.submit(spec, quote=quote_or_none(client, spec))
@@ -86,7 +86,7 @@ def test_status_pending_before_settlement(venue):
 
 
 def test_status_settles_failed_when_venue_fails_it(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     sandbox.inject("settle_failure")
     spec = spec_for(seed)
     receipt = client.submit(spec, quote=quote_or_none(client, spec))
@@ -94,7 +94,7 @@ def test_status_settles_failed_when_venue_fails_it(venue):
 
 
 def test_cancel_where_supported(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     sandbox.account_upsert(seed.credentials.api_key, settle_seconds=3600)
     spec = spec_for(seed)
     receipt = client.submit(spec, quote=quote_or_none(client, spec))
@@ -107,7 +107,7 @@ def test_cancel_where_supported(venue):
 
 
 def test_find_by_request_id_after_submit(venue):
-    kind, sandbox, seed, client = venue
+    _kind, _sandbox, seed, client = venue
     spec = spec_for(seed)
     receipt = client.submit(spec, quote=quote_or_none(client, spec))
     found = client.find(spec)
@@ -117,7 +117,7 @@ def test_find_by_request_id_after_submit(venue):
 
 
 def test_timeout_before_accept_is_unknown_and_nothing_found(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed)
     quote = quote_or_none(client, spec)
     sandbox.inject("timeout_before_accept", path=sandbox.SUBMIT_PATH, method="POST")
@@ -128,7 +128,7 @@ def test_timeout_before_accept_is_unknown_and_nothing_found(venue):
 
 
 def test_timeout_after_accept_is_unknown_and_found(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed)
     quote = quote_or_none(client, spec)
     sandbox.inject("timeout_after_accept", path=sandbox.SUBMIT_PATH, method="POST")
@@ -140,7 +140,7 @@ def test_timeout_after_accept_is_unknown_and_found(venue):
 
 
 def test_server_error_on_submit_is_outcome_unknown(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed)
     quote = quote_or_none(client, spec)
     sandbox.inject("http_error", path=sandbox.SUBMIT_PATH, method="POST", status=502)
@@ -149,7 +149,7 @@ def test_server_error_on_submit_is_outcome_unknown(venue):
 
 
 def test_server_error_on_quote_is_unavailable(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     if not client.supports_quote:
         # No quote call exists, so there is nothing to fail: quote() answers locally.
         assert client.quote(spec_for(seed)).fee is None
@@ -160,7 +160,7 @@ def test_server_error_on_quote_is_unavailable(venue):
 
 
 def test_rate_limit_is_unavailable_with_retry_after(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed)
     quote = quote_or_none(client, spec)
     sandbox.inject("rate_limit", path=sandbox.SUBMIT_PATH, retry_after=7)
@@ -204,7 +204,7 @@ def test_every_kind_documents_errors():
 
 
 def test_below_minimum_is_rejected_with_venue_message(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed, amount=seed.minimum / 2)
     with pytest.raises(VenueRejected) as caught:
         quote = quote_or_none(client, spec)
@@ -214,7 +214,7 @@ def test_below_minimum_is_rejected_with_venue_message(venue):
 
 
 def test_amount_is_sent_quantised_as_string(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed, amount=seed.minimum * 2 + Decimal(1).scaleb(-seed.precision))
     receipt = client.submit(spec, quote=quote_or_none(client, spec))
     sent = [w for w in sandbox.all_withdrawals() if w["reference"] == receipt.reference]
@@ -225,7 +225,7 @@ def test_amount_is_sent_quantised_as_string(venue):
 
 def test_duplicate_submit_gives_one_venue_withdrawal_or_refusal(venue):
     """The services call submit once; this pins what the venue does if it is called twice."""
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     spec = spec_for(seed)
     quote = quote_or_none(client, spec)
     first = client.submit(spec, quote=quote)
@@ -238,14 +238,14 @@ def test_duplicate_submit_gives_one_venue_withdrawal_or_refusal(venue):
 
 
 def test_connection_check_is_read_only(venue):
-    kind, sandbox, seed, client = venue
+    _kind, sandbox, seed, client = venue
     description = client.check_connection()
     assert description and seed.credentials.api_secret not in description
     assert sandbox.count_withdrawals() == 0
 
 
 def test_bad_credentials_are_rejected(venue):
-    kind, sandbox, seed, client = venue
+    kind, _sandbox, seed, _client = venue
     bad = build_client(
         kind=kind,
         base_url="sandbox://" + kind,

@@ -41,7 +41,7 @@ def make_handler(app: SandboxApp) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002
+        def log_message(self, format: str, *args) -> None:
             logger.debug("%s %s", app.kind, format % args)
 
     return Handler

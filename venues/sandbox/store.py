@@ -60,7 +60,9 @@ class StoreTx:
             "ON CONFLICT (name) DO UPDATE SET value = value + 1",
             (name,),
         )
-        return self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0]
+        return self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[
+            0
+        ]
 
 
 class SandboxStore:
