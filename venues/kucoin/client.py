@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -227,7 +227,7 @@ class KucoinClient:
 
     def _raise_error(
         self, response: httpx.Response, code: str, msg: str, *, mutating: bool
-    ) -> None:
+    ) -> NoReturn:
         status = response.status_code
         outcome = ERROR_OUTCOMES.get(code)
         message = msg or f"KuCoin error {code}"
@@ -245,6 +245,13 @@ class KucoinClient:
                 http_status=status,
             )
         raise VenueRejected(message, code=code, http_status=status)
+
+    def _read_object(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """A read whose ``data`` must be an object; anything else is a transient venue fault."""
+        data = self._call("GET", path, params=params)
+        if not isinstance(data, dict):
+            raise VenueUnavailable(f"KuCoin answered {path} without data")
+        return data
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float:
@@ -330,10 +337,9 @@ class KucoinClient:
         remark = str(spec.request_id)
         page = 1
         while True:
-            data = self._call(
-                "GET",
+            data = self._read_object(
                 HISTORY_PATH,
-                params={
+                {
                     "currency": spec.asset,
                     "currentPage": str(page),
                     "pageSize": str(HISTORY_PAGE_SIZE),
@@ -357,7 +363,7 @@ class KucoinClient:
         raise NotImplementedError("KuCoin documents no API listing favourite addresses")
 
     def check_connection(self) -> str:
-        data = self._call("GET", API_KEY_INFO_PATH) or {}
+        data = self._read_object(API_KEY_INFO_PATH)
         permission = data.get("permission") or "none"
         return f"KuCoin API key v{data.get('apiVersion', '?')}, permissions: {permission}"
 
