@@ -28,6 +28,7 @@ from ..interface import (
     VenueCredentials,
     VenueError,
     VenueOutcomeUnknown,
+    VenueQuoteRefused,
     VenueRejected,
     VenueSettings,
     VenueState,
@@ -95,7 +96,7 @@ ERROR_OUTCOMES: dict[str, type[VenueError]] = {
     "EFunding:Unknown withdraw key": VenueRejected,
     "EFunding:Invalid amount": VenueRejected,
     "EFunding:Insufficient funds": VenueRejected,
-    "EFunding:Max fee exceeded": VenueRejected,
+    "EFunding:Max fee exceeded": VenueQuoteRefused,  # the fee rose above the quote: requote
     "EFunding:Invalid withdrawal address": VenueRejected,
     "EFunding:Unknown asset": VenueRejected,
     "EFunding:Too many addresses": VenueRejected,
@@ -145,7 +146,7 @@ def error_outcome(error: str, *, mutating: bool) -> VenueError:
         if mutating:
             return VenueOutcomeUnknown(error + "; it may have accepted the request", code=error)
         return VenueUnavailable(error, code=error)
-    return VenueRejected(error, code=error)
+    return (outcome or VenueRejected)(error, code=error)
 
 
 def state_of(status: str, prop: str = "") -> VenueState:

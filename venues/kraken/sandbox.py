@@ -132,7 +132,7 @@ class KrakenSandbox(SandboxApp):
         "EFunding:Unknown withdraw key": "VenueRejected",
         "EFunding:Invalid amount": "VenueRejected",
         "EFunding:Insufficient funds": "VenueRejected",
-        "EFunding:Max fee exceeded": "VenueRejected",
+        "EFunding:Max fee exceeded": "VenueQuoteRefused",
         "EFunding:Invalid withdrawal address": "VenueRejected",
         "EFunding:Unknown asset": "VenueRejected",
     }

@@ -14,6 +14,7 @@ from venues.interface import (
     Quote,
     VenueCredentials,
     VenueOutcomeUnknown,
+    VenueQuoteRefused,
     VenueRejected,
     VenueSettings,
     VenueState,
@@ -217,7 +218,7 @@ def test_submit_sends_max_fee_and_address_check(client, seed, sandbox):
 def test_fee_above_max_fee_is_refused(client, seed, sandbox):
     spec = spec_for(seed)
     low = Quote(fee=Decimal("0.0001"), net_amount=spec.amount - Decimal("0.0001"))
-    with pytest.raises(VenueRejected, match="EFunding:Max fee exceeded"):
+    with pytest.raises(VenueQuoteRefused, match="EFunding:Max fee exceeded"):
         client.submit(spec, quote=low)
     assert sandbox.count_withdrawals() == 0
 
