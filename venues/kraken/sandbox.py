@@ -368,9 +368,12 @@ class KrakenSandbox(SandboxApp):
         key, params = self.authenticate(request)
         asset = self._asset(params["asset"]).code if params.get("asset") else ""
         now = now_ts()
-        start = float(params.get("start") or now - HISTORY_SECONDS)
-        end = float(params.get("end") or now)
-        limit = min(int(params.get("limit") or HISTORY_ROWS), HISTORY_ROWS)
+        try:
+            start = float(params.get("start") or now - HISTORY_SECONDS)
+            end = float(params.get("end") or now)
+            limit = min(int(params.get("limit") or HISTORY_ROWS), HISTORY_ROWS)
+        except ValueError as exc:
+            raise SandboxError("EGeneral:Invalid arguments") from exc
         with self.store.tx() as tx:
             docs = self.withdrawals(tx, key)
         rows = [

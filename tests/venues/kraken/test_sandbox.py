@@ -313,3 +313,8 @@ def test_injected_server_error_keeps_the_envelope(sandbox, seed):
     status, body = withdraw(sandbox, seed)
     assert (status, body) == (503, {"error": ["EService:Unavailable"]})
     assert sandbox.count_withdrawals() == 0
+
+
+def test_malformed_history_filter_is_invalid_arguments(sandbox, seed):
+    _, body = call(sandbox, seed, "WithdrawStatus", {"asset": "BTC", "start": "yesterday"})
+    assert body == {"error": ["EGeneral:Invalid arguments"]}
