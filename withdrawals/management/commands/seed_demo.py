@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -22,6 +24,8 @@ DEMO_USERS = [
     ("erin", "whitelist_admin", "5152535455565758595a303132333435363738ff"),
 ]
 DEMO_PASSWORD = "countersign-demo"
+# Enough of every asset for a long demo session.
+DEMO_BALANCE = Decimal("5000")
 VENUE_NAMES = {
     "kraken": "Kraken spot (sandbox)",
     "kraken_embed": "Kraken Embed (sandbox)",
@@ -67,7 +71,7 @@ class Command(BaseCommand):
         created = []
         for kind in KINDS:
             sandbox = sandbox_for(kind)
-            seed = sandbox.seed(api_key=f"demo-{kind}-key")
+            seed = sandbox.seed(api_key=f"demo-{kind}-key", balance=DEMO_BALANCE)
             venue, was_created = Venue.objects.get_or_create(
                 name=VENUE_NAMES[kind],
                 defaults={"kind": kind, "base_url": f"sandbox://{kind}"},
@@ -75,7 +79,8 @@ class Command(BaseCommand):
             venue.kind = kind
             venue.account = seed.credentials.account
             venue.options_json = {
-                k: getattr(seed.options, k) for k in ("fee_deduct_type", "path_prefix", "key_version")
+                k: getattr(seed.options, k)
+                for k in ("fee_deduct_type", "path_prefix", "key_version")
             }
             venue.set_credentials(
                 api_key=seed.credentials.api_key,
