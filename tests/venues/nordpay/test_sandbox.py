@@ -224,3 +224,11 @@ def test_seed_destinations_are_valid_and_primary_first(sandbox):
     assert {d["asset"] for d in seed.destinations} == {"USDT", "BTC", "ETH"}
     assert seed.minimum * 2 < seed.balance / 10
     assert seed.credentials.api_key != seed.credentials.api_secret
+
+
+def test_seeding_a_label_again_keeps_its_key(sandbox):
+    first = sandbox.seed(api_key="demo-nordpay-key")
+    again = sandbox.seed(api_key="demo-nordpay-key")
+    assert again.credentials == first.credentials
+    status, body, _ = call(sandbox, "GET", "/balance/", key=first.credentials.api_secret)
+    assert status == 200 and body["balances"]["USDTTRC20"] == str(first.balance)
