@@ -23,7 +23,7 @@ DEMO_USERS = [
     ("dave", "auditor", "3031323334353637383961626364656630313233"),
     ("erin", "whitelist_admin", "5152535455565758595a303132333435363738ff"),
 ]
-DEMO_PASSWORD = "countersign-demo"
+DEMO_PASSWORD = "countersign-demo"  # noqa: S105 - printed to the person running the demo
 # Enough of every asset for a long demo session.
 DEMO_BALANCE = Decimal("5000")
 VENUE_NAMES = {
