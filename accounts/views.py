@@ -15,8 +15,8 @@ from .services import (
     TotpRefused,
     totp_code_verify,
     totp_device_confirm,
-    totp_device_start_enrolment,
     totp_device_for,
+    totp_device_start_enrolment,
 )
 from .utils import client_ip
 
@@ -54,7 +54,9 @@ def verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             totp_code_verify(
-                user=request.user, code=form.cleaned_data["code"], ip=client_ip(request),
+                user=request.user,
+                code=form.cleaned_data["code"],
+                ip=client_ip(request),
                 purpose="login",
             )
         except TotpRefused as exc:

@@ -13,9 +13,11 @@ GENESIS = "0" * 64
 
 
 def event_digest(*, prev_hash: str, content: dict[str, Any]) -> str:
-    message = prev_hash.encode() + b"\n" + json.dumps(
-        content, sort_keys=True, separators=(",", ":"), default=str
-    ).encode()
+    message = (
+        prev_hash.encode()
+        + b"\n"
+        + json.dumps(content, sort_keys=True, separators=(",", ":"), default=str).encode()
+    )
     return hmac.new(settings.AUDIT_HMAC_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 

@@ -7,7 +7,7 @@ from django import forms
 
 from venues.models import Venue
 
-_AMOUNT = re.compile(r"^\d{1,20}(\.\d{1,30})?$")
+_AMOUNT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,30})?\Z")  # ASCII digits only
 
 
 def parse_amount(raw: str) -> Decimal:
@@ -29,6 +29,12 @@ def parse_amount(raw: str) -> Decimal:
 
 
 class AmountField(forms.CharField):
+    def __init__(self, *, max_length: int = 60, **kwargs) -> None:
+        # No MaxLengthValidator: it would run on the parsed Decimal (no len()). parse_amount's
+        # pattern bounds the text; the widget still carries maxlength for the browser.
+        super().__init__(**kwargs)
+        self.widget.attrs.setdefault("maxlength", str(max_length))
+
     def to_python(self, value: str) -> Decimal | None:  # type: ignore[override]
         if value in self.empty_values:
             return None
@@ -48,7 +54,11 @@ class WithdrawalForm(forms.Form):
     )
     fee_deduct_type = forms.ChoiceField(
         required=False,
-        choices=[("", "Venue default"), ("INTERNAL", "From the amount"), ("EXTERNAL", "From the account")],
+        choices=[
+            ("", "Venue default"),
+            ("INTERNAL", "From the amount"),
+            ("EXTERNAL", "From the account"),
+        ],
         label="Fee paid",
     )
     note = forms.CharField(required=False, max_length=200)
@@ -64,7 +74,9 @@ class RejectForm(forms.Form):
 
 
 class FilterForm(forms.Form):
-    venue = forms.ModelChoiceField(queryset=Venue.objects.all(), required=False, empty_label="All venues")
+    venue = forms.ModelChoiceField(
+        queryset=Venue.objects.all(), required=False, empty_label="All venues"
+    )
     state = forms.ChoiceField(required=False)
     asset = forms.CharField(required=False, max_length=16)
     q = forms.CharField(required=False, max_length=100, label="Search")

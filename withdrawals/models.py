@@ -139,6 +139,11 @@ class Quote(models.Model):
     class Meta:
         ordering = ["-fetched_at", "-id"]
 
+    def __str__(self) -> str:
+        return (
+            f"quote {self.fee} (until {self.expires_at:%H:%M:%S})" if self.expires_at else "quote"
+        )
+
     @property
     def is_quoted(self) -> bool:
         return self.fee is not None
@@ -150,7 +155,9 @@ class Approval(models.Model):
     withdrawal = models.ForeignKey(
         WithdrawalRequest, on_delete=models.CASCADE, related_name="approvals"
     )
-    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     # Copied from the withdrawal under its row lock so the database itself can refuse
     # self-approval (withdrawal_no_self_approval).
     requester = models.ForeignKey(
@@ -181,6 +188,9 @@ class Approval(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"approval of #{self.withdrawal_id} by {self.approver_id}"
+
 
 class SubmissionIntent(models.Model):
     """Outbox row: written with the final approval, so a lost task message loses nothing.
@@ -196,3 +206,6 @@ class SubmissionIntent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     done_at = models.DateTimeField(null=True, db_index=True)
     not_before = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"submission intent for #{self.withdrawal_id}"

@@ -50,7 +50,9 @@ def withdrawals_filtered(*, user: Any, filters: dict[str, Any]) -> QuerySet[With
         qs = qs.filter(asset__iexact=filters["asset"])
     if filters.get("q"):
         q = filters["q"]
-        qs = qs.filter(Q(address__icontains=q) | Q(venue_reference__icontains=q) | Q(note__icontains=q))
+        qs = qs.filter(
+            Q(address__icontains=q) | Q(venue_reference__icontains=q) | Q(note__icontains=q)
+        )
     return qs.order_by("-created_at", "-id")
 
 

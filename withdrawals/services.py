@@ -529,9 +529,7 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
             return withdrawal
         quote = withdrawal.confirmed_quote
         if withdrawal.whitelisted_address.state != AddressState.ACTIVE:
-            _transition(
-                withdrawal, State.FAILED, detail="Destination revoked from the whitelist."
-            )
+            _transition(withdrawal, State.FAILED, detail="Destination revoked from the whitelist.")
             return withdrawal
         if quote is not None and quote.token and quote.expires_at <= timezone.now():
             _send_back_for_new_quote(withdrawal, "The venue's quote expired before submission.")
@@ -775,9 +773,7 @@ def withdrawals_needing_attention() -> dict[str, list[int]]:
     qs = WithdrawalRequest.objects
     return {
         "refresh": list(qs.filter(state=State.SUBMITTED).values_list("pk", flat=True)),
-        "reconcile": list(
-            qs.filter(state=State.OUTCOME_UNKNOWN).values_list("pk", flat=True)
-        )
+        "reconcile": list(qs.filter(state=State.OUTCOME_UNKNOWN).values_list("pk", flat=True))
         + list(
             qs.filter(state=State.SUBMITTING, submit_started_at__lt=stale).values_list(
                 "pk", flat=True

@@ -215,7 +215,9 @@ def withdrawal_approve(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             return _after_action(request, withdrawal, "Approved. Submitting to the venue…")
     quote_id = form.data.get("quote")
-    context["quote"] = withdrawal.quotes.filter(pk=quote_id).first() if str(quote_id).isdigit() else None
+    context["quote"] = (
+        withdrawal.quotes.filter(pk=quote_id).first() if str(quote_id).isdigit() else None
+    )
     return render(request, f"{PAGE}#approve_panel", context, status=200 if request.htmx else 400)
 
 

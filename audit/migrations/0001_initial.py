@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,34 +14,65 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditChainHead',
+            name="AuditChainHead",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('seq', models.BigIntegerField(default=0)),
-                ('hash', models.CharField(default='0000000000000000000000000000000000000000000000000000000000000000', max_length=64)),
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
+                ),
+                ("seq", models.BigIntegerField(default=0)),
+                (
+                    "hash",
+                    models.CharField(
+                        default="0000000000000000000000000000000000000000000000000000000000000000",
+                        max_length=64,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.BigIntegerField(unique=True)),
-                ('created_at', models.DateTimeField(db_index=True)),
-                ('actor_name', models.CharField(blank=True, max_length=150)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('action', models.CharField(max_length=64)),
-                ('object_type', models.CharField(blank=True, max_length=32)),
-                ('object_id', models.CharField(blank=True, max_length=64)),
-                ('message', models.CharField(blank=True, max_length=500)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.BigIntegerField(unique=True)),
+                ("created_at", models.DateTimeField(db_index=True)),
+                ("actor_name", models.CharField(blank=True, max_length=150)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("action", models.CharField(max_length=64)),
+                ("object_type", models.CharField(blank=True, max_length=32)),
+                ("object_id", models.CharField(blank=True, max_length=64)),
+                ("message", models.CharField(blank=True, max_length=500)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['seq'],
-                'permissions': [('view_everything', 'Can read every record, audit trail and export')],
-                'indexes': [models.Index(fields=['object_type', 'object_id', 'seq'], name='audit_object_idx'), models.Index(fields=['action', 'seq'], name='audit_action_idx'), models.Index(fields=['actor', 'seq'], name='audit_actor_idx')],
+                "ordering": ["seq"],
+                "permissions": [
+                    ("view_everything", "Can read every record, audit trail and export")
+                ],
+                "indexes": [
+                    models.Index(
+                        fields=["object_type", "object_id", "seq"], name="audit_object_idx"
+                    ),
+                    models.Index(fields=["action", "seq"], name="audit_action_idx"),
+                    models.Index(fields=["actor", "seq"], name="audit_actor_idx"),
+                ],
             },
         ),
     ]

@@ -171,7 +171,9 @@ VENUE_SANDBOX_DB = os.environ.get("VENUE_SANDBOX_DB", str(VAR_DIR / "sandbox.sql
 VENUE_SANDBOX_SETTLE_SECONDS = float(os.environ.get("VENUE_SANDBOX_SETTLE_SECONDS", "6"))
 
 # Celery. The demo uses kombu's filesystem transport so a worker runs without Redis.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", os.environ.get("REDIS_URL", "filesystem://"))
+CELERY_BROKER_URL = os.environ.get(
+    "CELERY_BROKER_URL", os.environ.get("REDIS_URL", "filesystem://")
+)
 _broker_dir = VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {

@@ -6,36 +6,101 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('venues', '0001_initial'),
+        ("venues", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WhitelistedAddress',
+            name="WhitelistedAddress",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('asset', models.CharField(max_length=16)),
-                ('network', models.CharField(max_length=40)),
-                ('address', models.CharField(max_length=128)),
-                ('memo', models.CharField(blank=True, max_length=64)),
-                ('label', models.CharField(max_length=80)),
-                ('venue_key', models.CharField(blank=True, help_text='Name of the address saved at the venue (Kraken)', max_length=80)),
-                ('state', models.CharField(choices=[('proposed', 'Proposed'), ('cooling_off', 'Cooling off'), ('active', 'Active'), ('revoked', 'Revoked'), ('vetoed', 'Vetoed')], default='proposed', max_length=16)),
-                ('active_from', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('proposed_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('venue', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='addresses', to='venues.venue')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("asset", models.CharField(max_length=16)),
+                ("network", models.CharField(max_length=40)),
+                ("address", models.CharField(max_length=128)),
+                ("memo", models.CharField(blank=True, max_length=64)),
+                ("label", models.CharField(max_length=80)),
+                (
+                    "venue_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="Name of the address saved at the venue (Kraken)",
+                        max_length=80,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("proposed", "Proposed"),
+                            ("cooling_off", "Cooling off"),
+                            ("active", "Active"),
+                            ("revoked", "Revoked"),
+                            ("vetoed", "Vetoed"),
+                        ],
+                        default="proposed",
+                        max_length=16,
+                    ),
+                ),
+                ("active_from", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "approved_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "proposed_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "venue",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="addresses",
+                        to="venues.venue",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['venue__name', 'asset', 'label'],
-                'permissions': [('govern_address', 'Can propose, approve and revoke whitelisted addresses'), ('veto_address', 'Can veto an address during cooling-off')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state__in', ['revoked', 'vetoed']), _negated=True), fields=('venue', 'asset', 'network', 'address', 'memo'), name='whitelist_unique_live_address'), models.CheckConstraint(condition=models.Q(('approved_by__isnull', True), models.Q(('approved_by', models.F('proposed_by')), _negated=True), _connector='OR'), name='whitelist_approver_is_not_proposer')],
+                "ordering": ["venue__name", "asset", "label"],
+                "permissions": [
+                    ("govern_address", "Can propose, approve and revoke whitelisted addresses"),
+                    ("veto_address", "Can veto an address during cooling-off"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("state__in", ["revoked", "vetoed"]), _negated=True),
+                        fields=("venue", "asset", "network", "address", "memo"),
+                        name="whitelist_unique_live_address",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("approved_by__isnull", True),
+                            models.Q(("approved_by", models.F("proposed_by")), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="whitelist_approver_is_not_proposer",
+                    ),
+                ],
             },
         ),
     ]

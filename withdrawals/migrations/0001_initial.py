@@ -7,124 +7,261 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('venues', '0001_initial'),
-        ('whitelist', '0001_initial'),
+        ("venues", "0001_initial"),
+        ("whitelist", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Quote',
+            name="Quote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('fee', models.DecimalField(decimal_places=18, max_digits=38, null=True)),
-                ('net_amount', models.DecimalField(decimal_places=18, max_digits=38, null=True)),
-                ('limit', models.DecimalField(decimal_places=18, max_digits=38, null=True)),
-                ('minimum', models.DecimalField(decimal_places=18, max_digits=38, null=True)),
-                ('token', models.CharField(blank=True, max_length=200)),
-                ('expires_at', models.DateTimeField(null=True)),
-                ('fetched_at', models.DateTimeField(auto_now_add=True)),
-                ('raw', models.JSONField(default=dict)),
-                ('shown_to', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("fee", models.DecimalField(decimal_places=18, max_digits=38, null=True)),
+                ("net_amount", models.DecimalField(decimal_places=18, max_digits=38, null=True)),
+                ("limit", models.DecimalField(decimal_places=18, max_digits=38, null=True)),
+                ("minimum", models.DecimalField(decimal_places=18, max_digits=38, null=True)),
+                ("token", models.CharField(blank=True, max_length=200)),
+                ("expires_at", models.DateTimeField(null=True)),
+                ("fetched_at", models.DateTimeField(auto_now_add=True)),
+                ("raw", models.JSONField(default=dict)),
+                (
+                    "shown_to",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-fetched_at', '-id'],
+                "ordering": ["-fetched_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='WithdrawalRequest',
+            name="WithdrawalRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('request_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('asset', models.CharField(max_length=16)),
-                ('network', models.CharField(max_length=40)),
-                ('address', models.CharField(max_length=128)),
-                ('memo', models.CharField(blank=True, max_length=64)),
-                ('venue_key', models.CharField(blank=True, max_length=80)),
-                ('fee_deduct_type', models.CharField(blank=True, max_length=16)),
-                ('amount', models.DecimalField(decimal_places=18, max_digits=38)),
-                ('fee_cap', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('note', models.CharField(blank=True, max_length=200)),
-                ('state', models.CharField(choices=[('pending_approval', 'Pending approval'), ('approved', 'Approved'), ('submitting', 'Submitting'), ('submitted', 'Submitted'), ('completed', 'Completed'), ('failed', 'Failed'), ('rejected', 'Rejected'), ('cancelled', 'Cancelled'), ('expired', 'Expired'), ('outcome_unknown', 'Outcome unknown')], db_index=True, default='pending_approval', max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('payload_hash', models.CharField(max_length=64)),
-                ('venue_reference', models.CharField(blank=True, db_index=True, max_length=128)),
-                ('venue_status', models.CharField(blank=True, max_length=40)),
-                ('venue_txid', models.CharField(blank=True, max_length=200)),
-                ('status_detail', models.CharField(blank=True, max_length=500)),
-                ('submit_started_at', models.DateTimeField(blank=True, null=True)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('last_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('confirmed_quote', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='withdrawals.quote')),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='withdrawal_requests', to=settings.AUTH_USER_MODEL)),
-                ('venue', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='venues.venue')),
-                ('whitelisted_address', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='withdrawals', to='whitelist.whitelistedaddress')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("request_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("asset", models.CharField(max_length=16)),
+                ("network", models.CharField(max_length=40)),
+                ("address", models.CharField(max_length=128)),
+                ("memo", models.CharField(blank=True, max_length=64)),
+                ("venue_key", models.CharField(blank=True, max_length=80)),
+                ("fee_deduct_type", models.CharField(blank=True, max_length=16)),
+                ("amount", models.DecimalField(decimal_places=18, max_digits=38)),
+                (
+                    "fee_cap",
+                    models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True),
+                ),
+                ("note", models.CharField(blank=True, max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending_approval", "Pending approval"),
+                            ("approved", "Approved"),
+                            ("submitting", "Submitting"),
+                            ("submitted", "Submitted"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("rejected", "Rejected"),
+                            ("cancelled", "Cancelled"),
+                            ("expired", "Expired"),
+                            ("outcome_unknown", "Outcome unknown"),
+                        ],
+                        db_index=True,
+                        default="pending_approval",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("payload_hash", models.CharField(max_length=64)),
+                ("venue_reference", models.CharField(blank=True, db_index=True, max_length=128)),
+                ("venue_status", models.CharField(blank=True, max_length=40)),
+                ("venue_txid", models.CharField(blank=True, max_length=200)),
+                ("status_detail", models.CharField(blank=True, max_length=500)),
+                ("submit_started_at", models.DateTimeField(blank=True, null=True)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("last_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "confirmed_quote",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="withdrawals.quote",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="withdrawal_requests",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "venue",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="venues.venue",
+                    ),
+                ),
+                (
+                    "whitelisted_address",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="withdrawals",
+                        to="whitelist.whitelistedaddress",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('request_withdrawal', 'Can request withdrawals'), ('approve_withdrawal', "Can approve or reject other people's withdrawals")],
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("request_withdrawal", "Can request withdrawals"),
+                    ("approve_withdrawal", "Can approve or reject other people's withdrawals"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SubmissionIntent',
+            name="SubmissionIntent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('enqueued_at', models.DateTimeField(null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('done_at', models.DateTimeField(db_index=True, null=True)),
-                ('not_before', models.DateTimeField(null=True)),
-                ('withdrawal', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='intent', to='withdrawals.withdrawalrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("enqueued_at", models.DateTimeField(null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("done_at", models.DateTimeField(db_index=True, null=True)),
+                ("not_before", models.DateTimeField(null=True)),
+                (
+                    "withdrawal",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="intent",
+                        to="withdrawals.withdrawalrequest",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='quote',
-            name='withdrawal',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='quotes', to='withdrawals.withdrawalrequest'),
+            model_name="quote",
+            name="withdrawal",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="quotes",
+                to="withdrawals.withdrawalrequest",
+            ),
         ),
         migrations.CreateModel(
-            name='Approval',
+            name="Approval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('payload_hash', models.CharField(max_length=64)),
-                ('totp_step', models.BigIntegerField()),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('voided', models.BooleanField(default=False)),
-                ('approver', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('requester', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('quote', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='withdrawals.quote')),
-                ('withdrawal', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='approvals', to='withdrawals.withdrawalrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("payload_hash", models.CharField(max_length=64)),
+                ("totp_step", models.BigIntegerField()),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("voided", models.BooleanField(default=False)),
+                (
+                    "approver",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "requester",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "quote",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="withdrawals.quote",
+                    ),
+                ),
+                (
+                    "withdrawal",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="approvals",
+                        to="withdrawals.withdrawalrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='withdrawalrequest',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='withdrawal_amount_gt_0'),
+            model_name="withdrawalrequest",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="withdrawal_amount_gt_0"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='withdrawalrequest',
-            constraint=models.CheckConstraint(condition=models.Q(('fee_cap__isnull', True), ('fee_cap__gte', 0), _connector='OR'), name='withdrawal_fee_cap_gte_0'),
+            model_name="withdrawalrequest",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("fee_cap__isnull", True), ("fee_cap__gte", 0), _connector="OR"),
+                name="withdrawal_fee_cap_gte_0",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.CheckConstraint(condition=models.Q(('approver', models.F('requester')), _negated=True), name='withdrawal_no_self_approval'),
+            model_name="approval",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("approver", models.F("requester")), _negated=True),
+                name="withdrawal_no_self_approval",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.UniqueConstraint(condition=models.Q(('voided', False)), fields=('withdrawal', 'approver'), name='withdrawal_one_live_approval_per_approver'),
+            model_name="approval",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("voided", False)),
+                fields=("withdrawal", "approver"),
+                name="withdrawal_one_live_approval_per_approver",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.UniqueConstraint(fields=('approver', 'totp_step'), name='approval_totp_step_used_once'),
+            model_name="approval",
+            constraint=models.UniqueConstraint(
+                fields=("approver", "totp_step"), name="approval_totp_step_used_once"
+            ),
         ),
     ]
