@@ -1,0 +1,59 @@
+"""Browser tests: Playwright's sync API driving the system's Chromium against the live server.
+
+Playwright's own browser download is never used: scripts/ensure-system-deps.sh installs
+Chromium from the distribution, and the tests launch it by path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API keeps an event loop in the test thread; the ORM calls the test makes
+# between browser steps are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("COUNTERSIGN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser(tmp_path_factory):
+    """A fresh Chromium (fresh profile directory) for one test; closed afterwards."""
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.fail(f"{CHROMIUM} not found: run scripts/ensure-system-deps.sh (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            # Playwright makes its own temporary profile per launch; keep its files in tmp too.
+            env={**os.environ, "HOME": str(profile), "TMPDIR": str(profile)},
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path):
+    """Where the test saves screenshots of its key steps (COUNTERSIGN_SCREENSHOTS overrides)."""
+    target = Path(os.environ.get("COUNTERSIGN_SCREENSHOTS") or tmp_path / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
