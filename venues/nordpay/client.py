@@ -421,6 +421,8 @@ class NordPayClient:
 
     @staticmethod
     def _same_payload(item: dict[str, Any], spec: WithdrawalSpec) -> bool:
+        if not isinstance(item.get("id"), int):
+            return False
         try:
             return _same_address(str(item.get("address", "")), spec.address) and (
                 _dec(item.get("amount")) == spec.amount
