@@ -350,5 +350,7 @@ class KrakenEmbedClient:
             )
         if status == 408 or status >= 500 or outcome is VenueOutcomeUnknown:
             server_error(response, mutating=mutating, message=message)
+        if outcome is VenueQuoteRefused:
+            raise VenueQuoteRefused(message, code=code, http_status=status)
         # Any other refusal (401 auth, 4xx bad data, an undocumented string) is permanent.
         raise VenueRejected(message, code=code, http_status=status)
