@@ -1,7 +1,26 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or remove a recorded audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Bulk update and delete are refused: the trail only grows."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
 
 
 class AuditEvent(models.Model):
@@ -9,6 +28,7 @@ class AuditEvent(models.Model):
 
     ``seq`` numbers the chain without gaps; ``prev_hash`` is the previous event's ``hash``;
     ``hash`` is an HMAC over this event's content and ``prev_hash`` (see audit.chain).
+    The application offers no update or delete path; on PostgreSQL a trigger refuses both.
     """
 
     seq = models.BigIntegerField(unique=True)
@@ -26,17 +46,29 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["seq"]
         indexes = [
             models.Index(fields=["object_type", "object_id", "seq"], name="audit_object_idx"),
             models.Index(fields=["action", "seq"], name="audit_action_idx"),
             models.Index(fields=["actor", "seq"], name="audit_actor_idx"),
+            # History filtered by kind of object (e.g. whitelist changes), newest first.
+            models.Index(fields=["object_type", "-seq"], name="audit_type_seq_idx"),
         ]
         permissions = [("view_everything", "Can read every record, audit trail and export")]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
 
 
 class AuditChainHead(models.Model):
@@ -48,3 +80,44 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head #{self.seq}"
+
+
+class ChainCheck(models.Model):
+    """The outcome of one walk of the chain (``verify_audit`` or the periodic task)."""
+
+    checked_at = models.DateTimeField(db_index=True)
+    ok = models.BooleanField()
+    events_checked = models.BigIntegerField(default=0)
+    first_broken_seq = models.BigIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"chain check {self.checked_at:%Y-%m-%d %H:%M:%S}: {'ok' if self.ok else 'BROKEN'}"
+
+
+class VenueExchange(models.Model):
+    """One HTTP request to a venue and its response, made for a withdrawal, credentials
+    redacted. Kept for the evidence pack."""
+
+    withdrawal = models.ForeignKey(
+        "withdrawals.WithdrawalRequest", on_delete=models.PROTECT, related_name="venue_exchanges"
+    )
+    purpose = models.CharField(max_length=20)  # submit, status, reconcile
+    started_at = models.DateTimeField()
+    method = models.CharField(max_length=10)
+    url = models.CharField(max_length=500)
+    request_headers = models.JSONField(default=dict)
+    request_body = models.TextField(blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict)
+    response_body = models.TextField(blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.method} {self.url} → {self.status_code or self.error}"

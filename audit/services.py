@@ -7,8 +7,24 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from .chain import event_content, event_digest
-from .models import AuditChainHead, AuditEvent
+from .chain import GENESIS, chain_walk, event_content, event_digest
+from .models import AuditChainHead, AuditEvent, ChainCheck, VenueExchange
+
+_VERIFY_CHUNK = 2000
+_HASHED_FIELDS = (
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_name",
+    "ip",
+    "action",
+    "object_type",
+    "object_id",
+    "message",
+    "data",
+    "prev_hash",
+    "hash",
+)
 
 
 def audit_event_record(
@@ -57,3 +73,52 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     return str(value)  # Decimal, UUID, datetime: stored as their exact text, never as float
+
+
+def audit_chain_verify(*, record: bool = True) -> ChainCheck:
+    """Walk the whole chain and, when ``record``, store the outcome for the dashboard.
+
+    Reads in chunks so memory stays flat however long the chain is. Runs in one transaction
+    so appends made during the walk cannot look like a broken tail.
+    """
+    with transaction.atomic():
+        head = AuditChainHead.objects.filter(id=1).first()
+        events = (
+            AuditEvent.objects.order_by("seq")
+            .only(*_HASHED_FIELDS)
+            .iterator(chunk_size=_VERIFY_CHUNK)
+        )
+        report = chain_walk(
+            events,
+            head_seq=head.seq if head else 0,
+            head_hash=head.hash if head else GENESIS,
+        )
+        check = ChainCheck(
+            checked_at=timezone.now(),
+            ok=report.ok,
+            events_checked=report.events_checked,
+            first_broken_seq=report.first_broken_seq,
+            message=report.message[:500],
+        )
+        if record:
+            check.save()
+    return check
+
+
+def audit_export_record(
+    *, actor: Any, ip: str | None, dataset: str, fmt: str, filters: dict[str, Any]
+) -> AuditEvent:
+    """Record who exported what, with the filter that chose the rows."""
+    with transaction.atomic():
+        return audit_event_record(
+            action="export.created",
+            actor=actor,
+            ip=ip,
+            message=f"Exported {dataset} as {fmt.upper()}",
+            data={"dataset": dataset, "format": fmt, "filters": _jsonable(filters)},
+        )
+
+
+def venue_exchange_record(*, withdrawal_id: int, purpose: str, exchange: dict[str, Any]) -> None:
+    """Store one redacted venue request/response pair (see audit.exchanges)."""
+    VenueExchange.objects.create(withdrawal_id=withdrawal_id, purpose=purpose, **exchange)

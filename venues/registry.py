@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from .sandbox.transport import InProcessTransport
 
 if TYPE_CHECKING:
     from .models import Venue
+
+ExchangeLog = Callable[[httpx.Request, "httpx.Response | None"], None]
 
 # kind -> (client class, sandbox class). Each pair is one package under venues/.
 KINDS: dict[str, tuple[str, str]] = {
@@ -64,8 +67,13 @@ def build_client(
     credentials: VenueCredentials,
     options: VenueSettings | None = None,
     timeout: float | None = None,
+    exchange_log: ExchangeLog | None = None,
 ) -> VenueClient:
-    """A client for one venue account. ``sandbox://`` base URLs run the sandbox in-process."""
+    """A client for one venue account. ``sandbox://`` base URLs run the sandbox in-process.
+
+    ``exchange_log`` is called with each request (response None), then with the request and
+    its read response, so a withdrawal's evidence can keep what was said to the venue.
+    """
     if base_url.startswith(SANDBOX_SCHEME):
         transport: httpx.BaseTransport | None = InProcessTransport(sandbox_for(kind))
         base_url = "http://sandbox.invalid"
@@ -76,6 +84,7 @@ def build_client(
         transport=transport,
         timeout=timeout if timeout is not None else settings.VENUE_HTTP_TIMEOUT,
         follow_redirects=False,
+        event_hooks=_exchange_hooks(exchange_log) if exchange_log else None,
     )
     return client_class(kind)(
         http=http,
@@ -85,10 +94,22 @@ def build_client(
     )
 
 
-def client_for(venue: Venue) -> VenueClient:
+def _exchange_hooks(exchange_log: ExchangeLog) -> dict[str, list[Callable[..., None]]]:
+    def on_request(request: httpx.Request) -> None:
+        exchange_log(request, None)
+
+    def on_response(response: httpx.Response) -> None:
+        response.read()
+        exchange_log(response.request, response)
+
+    return {"request": [on_request], "response": [on_response]}
+
+
+def client_for(venue: Venue, *, exchange_log: ExchangeLog | None = None) -> VenueClient:
     return build_client(
         kind=venue.kind,
         base_url=venue.base_url,
         credentials=venue.credentials,
         options=venue.options,
+        exchange_log=exchange_log,
     )

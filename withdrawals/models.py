@@ -81,6 +81,13 @@ class WithdrawalRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # History pages filter on one of these and page newest-first on id (keyset).
+        indexes = [
+            models.Index(fields=["venue", "-id"], name="withdrawal_venue_id_idx"),
+            models.Index(fields=["state", "-id"], name="withdrawal_state_id_idx"),
+            models.Index(fields=["asset", "-id"], name="withdrawal_asset_id_idx"),
+            models.Index(fields=["requested_by", "-id"], name="withdrawal_requester_id_idx"),
+        ]
         permissions = [
             ("request_withdrawal", "Can request withdrawals"),
             ("approve_withdrawal", "Can approve or reject other people's withdrawals"),

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.roles import APPROVER, REQUESTER, has_role
 from accounts.services import totp_code_verify
+from audit.exchanges import ExchangeRecorder
 from audit.services import audit_event_record
 from venues.interface import (
     Quote as VenueQuote,
@@ -540,7 +541,8 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
 
 
 def _submit_to_venue(withdrawal: WithdrawalRequest, quote: Quote | None) -> WithdrawalRequest:
-    client = client_for(withdrawal.venue)
+    exchanges = ExchangeRecorder()
+    client = client_for(withdrawal.venue, exchange_log=exchanges)
     try:
         receipt = client.submit(
             withdrawal_spec(withdrawal), quote=_venue_quote(quote) if quote else None
@@ -560,6 +562,7 @@ def _submit_to_venue(withdrawal: WithdrawalRequest, quote: Quote | None) -> With
         return _record_submit_outcome(withdrawal.pk, "unknown", message=type(exc).__name__)
     finally:
         client.close()
+        exchanges.save(withdrawal_id=withdrawal.pk, purpose="submit")
     return _record_submit_outcome(
         withdrawal.pk, "accepted", reference=receipt.reference, raw=receipt.raw
     )
@@ -648,7 +651,8 @@ def withdrawal_status_refresh(*, withdrawal_id: int) -> WithdrawalRequest:
     withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
     if withdrawal.state != State.SUBMITTED:
         return withdrawal
-    client = client_for(withdrawal.venue)
+    exchanges = ExchangeRecorder()
+    client = client_for(withdrawal.venue, exchange_log=exchanges)
     try:
         status = client.status(withdrawal_spec(withdrawal), reference=withdrawal.venue_reference)
     except VenueError as exc:
@@ -656,6 +660,7 @@ def withdrawal_status_refresh(*, withdrawal_id: int) -> WithdrawalRequest:
         return withdrawal
     finally:
         client.close()
+        exchanges.save(withdrawal_id=withdrawal_id, purpose="status")
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
         if withdrawal.state == State.SUBMITTED:
@@ -683,7 +688,8 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
             )
     if withdrawal.state != State.OUTCOME_UNKNOWN:
         return withdrawal
-    client = client_for(withdrawal.venue)
+    exchanges = ExchangeRecorder()
+    client = client_for(withdrawal.venue, exchange_log=exchanges)
     spec = withdrawal_spec(withdrawal)
     try:
         if client.idempotent_submit:
@@ -703,6 +709,7 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
         rejected = ""
     finally:
         client.close()
+        exchanges.save(withdrawal_id=withdrawal_id, purpose="reconcile")
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
         if withdrawal.state != State.OUTCOME_UNKNOWN:
