@@ -74,3 +74,26 @@ class ApiNonce(models.Model):
 
     def __str__(self) -> str:
         return self.scope
+
+
+class SubmitAttempt(models.Model):
+    """Our own record of sending a withdrawal to a venue that takes no client id.
+
+    Written before the request leaves (``sent_at``) and after the answer (``reference``), so
+    reconciliation can tell "never sent" from "sent, answer lost", and never claims a venue
+    record that already belongs to another of our withdrawals.
+    """
+
+    kind = models.CharField(max_length=20)
+    request_id = models.UUIDField()
+    sent_at = models.DateTimeField()
+    reference = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "request_id"], name="submit_attempt_once")
+        ]
+        indexes = [models.Index(fields=["kind", "reference"], name="submit_attempt_ref_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.request_id} → {self.reference or '?'}"

@@ -16,7 +16,6 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import urlencode
-from uuid import UUID
 
 import httpx
 
@@ -36,7 +35,7 @@ from ..interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
-from ..models import ApiNonce
+from ..journal import SubmitJournal
 from ..nonces import DatabaseNonceSource, nonce_scope
 
 API_PREFIX = "/0/private/"
@@ -166,10 +165,6 @@ def _decimal(value: Any, what: str) -> Decimal:
         return Decimal(str(value))
     except InvalidOperation as exc:
         raise VenueUnavailable(f"Kraken answered an unreadable {what}: {value!r}") from exc
-
-
-def _attempt_scope(request_id: UUID) -> str:
-    return f"kraken-withdraw:{request_id}"
 
 
 class KrakenClient:
@@ -320,13 +315,15 @@ class KrakenClient:
             params["max_fee"] = amount_str(quote.fee)
         # Remember when this request was sent, durably and before sending: find() needs it,
         # since Kraken keeps no id of ours (see find).
-        self._nonces.next(_attempt_scope(spec.request_id))
+        journal = SubmitJournal(self.kind)
+        journal.mark_sent(spec.request_id)
         result = self._call("Withdraw", params, mutating=True)
         refid = result.get("refid") if isinstance(result, dict) else None
         if not refid:
             raise VenueOutcomeUnknown(
                 "Kraken answered Withdraw without a refid; it may have accepted the request."
             )
+        journal.mark_reference(spec.request_id, str(refid))
         return SubmitReceipt(reference=str(refid), raw=result)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
@@ -346,14 +343,14 @@ class KrakenClient:
         send has no such moment and so no trace. Ambiguity left: two identical withdrawals sent
         within the window of each other cannot be told apart; the row closest in time wins.
         """
-        attempted_ns = (
-            ApiNonce.objects.filter(scope=_attempt_scope(spec.request_id))
-            .values_list("value", flat=True)
-            .first()
-        )
-        if attempted_ns is None:
+        journal = SubmitJournal(self.kind)
+        sent_at = journal.sent_at(spec.request_id)
+        if sent_at is None:
             return None
-        attempted = attempted_ns / 1e9
+        reference = journal.reference(spec.request_id)
+        if reference:
+            return self.status(spec, reference=reference)
+        attempted = sent_at.timestamp()
         candidates: list[tuple[float, dict[str, Any]]] = []
         for row in self._rows(spec.asset):
             same_destination = (spec.venue_key and row.get("key") == spec.venue_key) or row.get(
@@ -367,9 +364,15 @@ class KrakenClient:
             distance = abs(float(row.get("time", 0)) - attempted)
             if gross == spec.amount and distance <= RECONCILE_WINDOW_SECONDS:
                 candidates.append((distance, row))
+        claimed = journal.claimed_by_others(
+            spec.request_id, [str(row.get("refid")) for _, row in candidates]
+        )
+        candidates = [c for c in candidates if str(c[1].get("refid")) not in claimed]
         if not candidates:
             return None
-        return self._to_status(min(candidates, key=lambda c: c[0])[1])
+        row = min(candidates, key=lambda c: c[0])[1]
+        journal.mark_reference(spec.request_id, str(row.get("refid")))
+        return self._to_status(row)
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         result = self._call(

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from uuid import UUID
 
 import httpx
 
@@ -48,7 +46,7 @@ from venues.interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
-from venues.models import ApiNonce
+from venues.journal import SubmitJournal
 from venues.nonces import DatabaseNonceSource
 
 # (asset, network) -> (Nord-Pay currency, decimal places). Codes are Nord-Pay's own (SDK live
@@ -102,56 +100,6 @@ HISTORY_PAGE = 200  # the SDK's documented maximum page size
 HISTORY_MAX_PAGES = 50
 # How far before our confirm a venue timestamp may lie and still be that confirm (clock skew).
 CLOCK_SKEW = timedelta(seconds=120)
-
-
-class SubmissionJournal:
-    """The durable link between our request id and the Nord-Pay withdrawal it became.
-
-    Nord-Pay's history has no field for a client id, so the venue alone cannot tell two
-    withdrawals of the same currency, address and amount apart. What can is what we record
-    around ``confirm``: when we sent it (before sending) and the id it answered (after). With
-    it, ``find`` answers "nothing" for a request we never confirmed, the venue's id for one
-    whose answer we got, and otherwise the newest unclaimed history entry of that payload
-    created since we sent it.
-
-    The rows live in the venues app's ApiNonce table (``scope`` -> integer) because that is
-    the only table this package can write without a migration of its own.
-    """
-
-    SENT = "nordpay:sent:"
-    REFERENCE = "nordpay:ref:"
-
-    def mark_sent(self, request_id: UUID) -> None:
-        ApiNonce.objects.update_or_create(
-            scope=self.SENT + request_id.hex, defaults={"value": time.time_ns()}
-        )
-
-    def mark_confirmed(self, request_id: UUID, reference: int) -> None:
-        ApiNonce.objects.update_or_create(
-            scope=self.REFERENCE + request_id.hex, defaults={"value": reference}
-        )
-
-    def sent_at(self, request_id: UUID) -> datetime | None:
-        value = (
-            ApiNonce.objects.filter(scope=self.SENT + request_id.hex)
-            .values_list("value", flat=True)
-            .first()
-        )
-        return None if value is None else datetime.fromtimestamp(value // 10**9, UTC)
-
-    def reference(self, request_id: UUID) -> int | None:
-        return (
-            ApiNonce.objects.filter(scope=self.REFERENCE + request_id.hex)
-            .values_list("value", flat=True)
-            .first()
-        )
-
-    def claimed_by_others(self, request_id: UUID, references: list[int]) -> set[int]:
-        return set(
-            ApiNonce.objects.filter(scope__startswith=self.REFERENCE, value__in=references)
-            .exclude(scope=self.REFERENCE + request_id.hex)
-            .values_list("value", flat=True)
-        )
 
 
 def _dec(value: Any) -> Decimal:
@@ -217,7 +165,7 @@ class NordPayClient:
         self._key = credentials.api_secret
         prefix = options.path_prefix.strip().rstrip("/")
         self._prefix = prefix if not prefix or prefix.startswith("/") else "/" + prefix
-        self._journal = SubmissionJournal()
+        self._journal = SubmitJournal(self.kind)
 
     def __repr__(self) -> str:
         return f"NordPayClient(base_url={str(self._http.base_url)!r}, prefix={self._prefix!r})"
@@ -275,7 +223,7 @@ class NordPayClient:
             raise VenueOutcomeUnknown(
                 "Nord-Pay answered the confirm without a withdrawal id; it may have accepted it"
             )
-        self._journal.mark_confirmed(spec.request_id, reference)
+        self._journal.mark_reference(spec.request_id, str(reference))
         return SubmitReceipt(reference=str(reference), raw=data)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
@@ -290,8 +238,8 @@ class NordPayClient:
         if sent_at is None:
             return None  # we never sent a confirm for this request
         reference = self._journal.reference(spec.request_id)
-        if reference is not None:
-            return self.status(spec, reference=str(reference))
+        if reference:
+            return self.status(spec, reference=reference)
         # The confirm's answer was lost. Ambiguity left: an identical withdrawal made outside
         # Countersign in the same minutes would match too; ours are excluded by the journal.
         currency, _ = self._currency(spec)
@@ -303,11 +251,11 @@ class NordPayClient:
             if self._same_payload(item, spec):
                 candidates.append(item)
         claimed = self._journal.claimed_by_others(
-            spec.request_id, [int(item["id"]) for item in candidates]
+            spec.request_id, [str(item["id"]) for item in candidates]
         )
         for item in candidates:
-            if int(item["id"]) not in claimed:
-                self._journal.mark_confirmed(spec.request_id, int(item["id"]))
+            if str(item["id"]) not in claimed:
+                self._journal.mark_reference(spec.request_id, str(item["id"]))
                 return self._status(item)
         return None
 

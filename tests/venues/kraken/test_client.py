@@ -30,6 +30,7 @@ from venues.kraken.client import (
     sign,
     state_of,
 )
+from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
 from venues.registry import build_client, sandbox_for
 from venues.sandbox.server import LoopbackServer
@@ -325,13 +326,22 @@ def test_credentials_never_in_repr_or_errors(seed):
 # --- reconciliation ---------------------------------------------------------------------------
 
 
-def test_find_matches_asset_key_and_gross_amount(client, seed, sandbox):
+def test_find_uses_the_recorded_reference(client, seed):
     spec = spec_for(seed)
     receipt = client.submit(spec, quote=None)
     found = client.find(spec)
     assert found is not None and found.reference == receipt.reference
+
+
+def test_find_matches_asset_key_and_gross_amount_when_the_answer_was_lost(client, seed):
+    spec = spec_for(seed)
+    receipt = client.submit(spec, quote=None)
+    SubmitAttempt.objects.update(reference="")  # as if the answer never arrived
     # Rows carry the net amount; the same request id with another amount is not this one.
     assert client.find(spec_for(seed, Decimal("0.0009"), request_id=spec.request_id)) is None
+    found = client.find(spec)
+    assert found is not None and found.reference == receipt.reference
+    assert SubmitAttempt.objects.get().reference == receipt.reference
 
 
 def test_find_never_matches_a_request_we_did_not_send(client, seed):
@@ -342,6 +352,7 @@ def test_find_never_matches_a_request_we_did_not_send(client, seed):
 def test_find_ignores_rows_far_from_the_attempt(client, seed, sandbox):
     spec = spec_for(seed)
     client.submit(spec, quote=None)
+    SubmitAttempt.objects.update(reference="")  # the answer was lost: match on history
     with sandbox.store.tx() as tx:
         (doc,) = sandbox.withdrawals(tx, seed.credentials.api_key)
         doc["created_at"] -= 3600
@@ -353,6 +364,7 @@ def test_find_ignores_other_keys(client, seed, sandbox):
     eth = seed.destinations[1]
     spec = spec_for(seed)
     client.submit(spec, quote=None)
+    SubmitAttempt.objects.update(reference="")  # the answer was lost: match on history
     other = spec_for(
         seed,
         request_id=spec.request_id,
