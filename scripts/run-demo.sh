@@ -7,13 +7,31 @@ PY=.venv/bin/python
 PORT="${PORT:-8000}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.base}"
 
+VAR="${COUNTERSIGN_VAR_DIR:-var}"
+mkdir -p "$VAR"
+
 $PY manage.py migrate --noinput -v 0
 seed_output=$($PY manage.py seed_demo)
 
+# Worker and beat in one process; the filesystem broker lives under $VAR/broker.
 .venv/bin/celery -A config worker -B --pool=solo --concurrency=1 --loglevel=WARNING \
-  --schedule=var/celerybeat-schedule >var/worker.log 2>&1 &
+  --schedule="$VAR/celerybeat-schedule" >"$VAR/worker.log" 2>&1 &
 worker=$!
-trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
+server=""
+stop() {
+  # The worker gets a warm shutdown: a task in flight finishes, no submission is cut in half.
+  for pid in $server $worker; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $server $worker; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+sleep 1
+if ! kill -0 "$worker" 2>/dev/null; then
+  echo "error: the background worker did not start; see $VAR/worker.log:" >&2
+  tail -n 20 "$VAR/worker.log" >&2
+  exit 1
+fi
 
 cat <<EOT
 
@@ -24,6 +42,9 @@ add its otpauth:// URI to an authenticator app (or: .venv/bin/python manage.py d
 
 ${seed_output}
 
-Background worker log: var/worker.log. Stop with Ctrl-C.
+Background worker (Celery, with beat) log: $VAR/worker.log. Stop with Ctrl-C.
 EOT
-$PY manage.py runserver "127.0.0.1:${PORT}" --noreload
+# In the background, so that Ctrl-C or a TERM reaches this script's traps at once.
+$PY manage.py runserver "127.0.0.1:${PORT}" --noreload &
+server=$!
+wait "$server"
