@@ -12,6 +12,11 @@ class AddressState(models.TextChoices):
     VETOED = "vetoed", "Vetoed"
 
 
+class AddressSource(models.TextChoices):
+    MANUAL = "manual", "Typed in"
+    IMPORT = "import", "Imported from the venue"
+
+
 class WhitelistedAddress(models.Model):
     """A destination the company may pay. Never edited in place once proposed: an edit is a
     revoke plus a new proposal."""
@@ -34,7 +39,20 @@ class WhitelistedAddress(models.Model):
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # When cooling-off ends (set on approval); the address is usable from then on.
     active_from = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=500, blank=True)
+    source = models.CharField(
+        max_length=16, choices=AddressSource.choices, default=AddressSource.MANUAL
+    )
+    # Last comparison with the venue's saved addresses; empty detail means it matched.
+    drift_detail = models.CharField(max_length=500, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -58,6 +76,10 @@ class WhitelistedAddress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.asset}/{self.network})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state not in {AddressState.REVOKED, AddressState.VETOED}
 
     @property
     def short_address(self) -> str:
