@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT="${PORT:-8000}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.base}"
+# No cooling-off in the demo, so an approved address is usable at once.
+export WHITELIST_COOLING_OFF_SECONDS="${WHITELIST_COOLING_OFF_SECONDS:-0}"
 
 VAR="${COUNTERSIGN_VAR_DIR:-var}"
 mkdir -p "$VAR"

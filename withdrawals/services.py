@@ -38,6 +38,7 @@ from venues.interface import (
 from venues.models import Venue
 from venues.registry import client_for
 from whitelist.models import AddressState, WhitelistedAddress
+from whitelist.services import VenueCheckUnavailable, address_verify_before_submit
 
 from .models import (
     FINAL_STATES,
@@ -340,6 +341,17 @@ def _check_approvable(withdrawal: WithdrawalRequest, approver: Any) -> None:
         raise WithdrawalError(
             f"This withdrawal is {withdrawal.get_state_display().lower()}, not pending approval."
         )
+    address = withdrawal.whitelisted_address
+    if approver.pk in {address.proposed_by_id, address.approved_by_id} and not (
+        WithdrawalRequest.objects.filter(whitelisted_address=address, submitted_at__isnull=False)
+        .exclude(pk=withdrawal.pk)
+        .exists()
+    ):
+        # Whoever whitelisted an address must not also release the first payment to it.
+        raise WithdrawalError(
+            "You proposed or approved this destination on the whitelist, so you cannot approve "
+            "the first withdrawal to it. Another approver must."
+        )
 
 
 def withdrawal_approve(
@@ -524,6 +536,17 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
     Safe to call any number of times, concurrently: only the caller that moves the row from
     ``approved`` to ``submitting`` makes the venue call; every other caller returns at once.
     """
+    pending = WithdrawalRequest.objects.select_related("whitelisted_address__venue").get(
+        pk=withdrawal_id
+    )
+    drift = ""
+    if pending.state == State.APPROVED:
+        # The venue's saved key must still point to the approved address (venue call: outside
+        # the transaction). A mismatch fails the withdrawal below without calling the venue.
+        try:
+            drift = address_verify_before_submit(address=pending.whitelisted_address)
+        except VenueCheckUnavailable as exc:
+            return _defer_submission(withdrawal_id, exc.message)
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
         if withdrawal.state != State.APPROVED:
@@ -532,12 +555,29 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
         if withdrawal.whitelisted_address.state != AddressState.ACTIVE:
             _transition(withdrawal, State.FAILED, detail="Destination revoked from the whitelist.")
             return withdrawal
+        if drift:
+            _transition(withdrawal, State.FAILED, detail=f"Not sent: {drift}")
+            return withdrawal
         if quote is not None and quote.token and quote.expires_at <= timezone.now():
             _send_back_for_new_quote(withdrawal, "The venue's quote expired before submission.")
             return withdrawal
         withdrawal.submit_started_at = timezone.now()
         _transition(withdrawal, State.SUBMITTING, detail="Sending to the venue")
     return _submit_to_venue(withdrawal, quote)
+
+
+def _defer_submission(withdrawal_id: int, why: str) -> WithdrawalRequest:
+    """The destination could not be checked at the venue: stay approved, retry later."""
+    with transaction.atomic():
+        withdrawal = _lock(withdrawal_id)
+        if withdrawal.state == State.APPROVED:
+            SubmissionIntent.objects.filter(withdrawal=withdrawal).update(
+                not_before=timezone.now() + timedelta(seconds=30)
+            )
+            detail = f"Waiting to check the destination at the venue: {why}"
+            withdrawal.status_detail = detail[:500]
+            withdrawal.save(update_fields=["status_detail", "updated_at"])
+    return withdrawal
 
 
 def _submit_to_venue(withdrawal: WithdrawalRequest, quote: Quote | None) -> WithdrawalRequest:

@@ -164,6 +164,8 @@ INTENT_RESEND_SECONDS = float(os.environ.get("INTENT_RESEND_SECONDS", "30"))
 # Reconciliation waits this long after an unknown outcome, so an in-flight request has landed.
 RECONCILE_GRACE_SECONDS = float(os.environ.get("RECONCILE_GRACE_SECONDS", "15"))
 VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
+# A newly approved whitelist address cools off this long (veto window) before it is usable.
+WHITELIST_COOLING_OFF_SECONDS = int(os.environ.get("WHITELIST_COOLING_OFF_SECONDS", str(24 * 3600)))
 
 # Sandboxes keep their state in one SQLite file, shared by every process of the demo.
 VENUE_SANDBOX_DB = os.environ.get("VENUE_SANDBOX_DB", str(VAR_DIR / "sandbox.sqlite3"))
@@ -205,6 +207,18 @@ CELERY_BEAT_SCHEDULE = {
     "withdrawals-expire-stale": {
         "task": "withdrawals.tasks.expire_stale_withdrawals",
         "schedule": 300.0,
+    },
+    "audit-verify-chain": {
+        "task": "audit.tasks.verify_audit_chain",
+        "schedule": float(os.environ.get("AUDIT_VERIFY_SECONDS", "300")),
+    },
+    "whitelist-activate-due": {
+        "task": "whitelist.tasks.activate_due_addresses",
+        "schedule": 15.0,
+    },
+    "whitelist-venue-check": {
+        "task": "whitelist.tasks.check_venue_addresses",
+        "schedule": float(os.environ.get("WHITELIST_VENUE_CHECK_SECONDS", "600")),
     },
 }
 

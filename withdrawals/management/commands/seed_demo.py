@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.services import audit_event_record
@@ -114,6 +115,8 @@ class Command(BaseCommand):
                         "state": AddressState.ACTIVE,
                         "proposed_by": proposer,
                         "approved_by": approver,
+                        "approved_at": timezone.now(),
+                        "active_from": timezone.now(),
                     },
                 )
                 if made:
