@@ -65,9 +65,7 @@ def redact_body(raw: bytes, content_type: str = "") -> str:
     if "form-urlencoded" in content_type or ("=" in text and " " not in text):
         pairs = parse_qsl(text, keep_blank_values=True)
         if pairs:
-            return urlencode([(k, REDACTED if _secret_key(k) else v) for k, v in pairs])[
-                :MAX_BODY
-            ]
+            return urlencode([(k, REDACTED if _secret_key(k) else v) for k, v in pairs])[:MAX_BODY]
     if any(part in text.lower() for part in (*SECRET_KEY_PARTS, "token")):
         return REDACTED
     return text[:MAX_BODY]

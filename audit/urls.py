@@ -1,4 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "audit"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("events/", views.event_list, name="events"),
+    path("whitelist/", views.whitelist_history, name="whitelist"),
+    path("withdrawals/<int:pk>/evidence/", views.evidence, name="evidence"),
+    path("withdrawals/<int:pk>/evidence.json", views.evidence_json, name="evidence_json"),
+    path("export/<slug:dataset>.<slug:fmt>", views.export, name="export"),
+]

@@ -80,6 +80,15 @@ class FilterForm(forms.Form):
     state = forms.ChoiceField(required=False)
     asset = forms.CharField(required=False, max_length=16)
     q = forms.CharField(required=False, max_length=100, label="Search")
+    user = forms.CharField(required=False, max_length=150, label="Requester")
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    amount_min = AmountField(required=False, label="Min amount", max_length=40)
+    amount_max = AmountField(required=False, label="Max amount", max_length=40)
     before = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
 
     def __init__(self, *args, **kwargs) -> None:
@@ -87,3 +96,14 @@ class FilterForm(forms.Form):
         from .models import State
 
         self.fields["state"].choices = [("", "All states"), *State.choices]
+        for name in ("asset", "q", "user", "amount_min", "amount_max"):
+            self.fields[name].widget.attrs.setdefault("placeholder", self.fields[name].label)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The start date is after the end date.")
+        low, high = data.get("amount_min"), data.get("amount_max")
+        if low is not None and high is not None and low > high:
+            raise forms.ValidationError("The minimum amount is above the maximum.")
+        return data

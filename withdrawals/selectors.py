@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.roles import APPROVER, AUDITOR, has_role
 from audit.models import AuditEvent
-from audit.selectors import audit_events_for
+from audit.selectors import audit_events_for, date_range_q
 
 from .models import State, WithdrawalRequest
 
@@ -53,6 +53,15 @@ def withdrawals_filtered(*, user: Any, filters: dict[str, Any]) -> QuerySet[With
         qs = qs.filter(
             Q(address__icontains=q) | Q(venue_reference__icontains=q) | Q(note__icontains=q)
         )
+    if filters.get("user"):
+        qs = qs.filter(requested_by__username=filters["user"])
+    if filters.get("amount_min") is not None:
+        qs = qs.filter(amount__gte=filters["amount_min"])
+    if filters.get("amount_max") is not None:
+        qs = qs.filter(amount__lte=filters["amount_max"])
+    qs = qs.filter(
+        **date_range_q("created_at", since=filters.get("since"), until=filters.get("until"))
+    )
     return qs.order_by("-created_at", "-id")
 
 

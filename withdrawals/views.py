@@ -55,7 +55,9 @@ def withdrawal_list(request: HttpRequest) -> HttpResponse:
     form = FilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     qs = selectors.withdrawals_filtered(user=request.user, filters=filters)
-    rows, next_before = selectors.withdrawal_page(qs=qs, before=filters.get("before"))
+    rows, next_before = selectors.withdrawal_page(
+        qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
+    )
     query = request.GET.copy()
     query.pop("before", None)
     template = "withdrawals/list.html#rows" if request.htmx else "withdrawals/list.html"

@@ -23,5 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         check = audit_chain_verify(record=not options["no_record"])
         if not check.ok:
-            raise CommandError(f"Audit chain BROKEN at event #{check.first_broken_seq}: {check.message}")
+            raise CommandError(
+                f"Audit chain BROKEN at event #{check.first_broken_seq}: {check.message}"
+            )
         self.stdout.write(self.style.SUCCESS(f"Audit chain OK. {check.message}"))

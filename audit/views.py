@@ -1,0 +1,169 @@
+"""The auditors' pages. All are GET-only reads; auditors reach no mutating endpoint here.
+
+Downloads (exports, evidence JSON) write one audit event saying who took what: that is
+access logging, not a change to anything the trail describes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts.roles import AUDITOR, has_role
+from accounts.utils import client_ip
+from withdrawals.forms import FilterForm
+from withdrawals.models import State, WithdrawalRequest
+from withdrawals.selectors import withdrawals_filtered
+
+from . import charts, exports, selectors, services
+from .forms import AuditFilterForm, ChartPeriodForm, WhitelistHistoryForm
+
+
+def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not has_role(request.user, AUDITOR):
+            raise PermissionDenied("Only auditors may open the audit pages.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@require_GET
+@auditor_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    period = ChartPeriodForm(request.GET or None)
+    days = period.cleaned_data["days"] if period.is_valid() else 30
+    until = timezone.localdate()
+    since = until - timedelta(days=days - 1)
+    volume = selectors.withdrawal_volume_by_day(since=since)
+    counts = selectors.withdrawal_counts_by_state(since=since)
+    bars = charts.state_bars(counts, list(State.choices))
+    return render(
+        request,
+        "audit/dashboard.html",
+        {
+            "check": selectors.chain_check_latest(),
+            "period": period,
+            "days": days,
+            "since": since,
+            "until": until,
+            "series": charts.volume_series(volume, since=since, until=until),
+            "state_bars": bars,
+            "state_chart_height": len(bars) * charts.STATE_ROW_HEIGHT + 4,
+            "chart_height": charts.BAR_AREA_HEIGHT,
+            "chart_width": charts.BAR_AREA_WIDTH,
+        },
+    )
+
+
+def _history(request: HttpRequest, form: Any, *, whitelist_only: bool, template: str):
+    filters = dict(form.cleaned_data) if form.is_valid() else {}
+    filters["whitelist_only"] = whitelist_only
+    qs = selectors.audit_events_filtered(filters=filters)
+    rows, next_before = selectors.audit_event_page(
+        qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
+    )
+    query = request.GET.copy()
+    query.pop("before", None)
+    return render(
+        request,
+        f"{template}#rows" if request.htmx else template,
+        {"form": form, "rows": rows, "next_before": next_before, "query": query.urlencode()},
+    )
+
+
+@require_GET
+@auditor_required
+def event_list(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    return _history(request, form, whitelist_only=False, template="audit/events.html")
+
+
+@require_GET
+@auditor_required
+def whitelist_history(request: HttpRequest) -> HttpResponse:
+    form = WhitelistHistoryForm(request.GET or None)
+    return _history(request, form, whitelist_only=True, template="audit/whitelist.html")
+
+
+def _withdrawal(pk: int) -> WithdrawalRequest:
+    try:
+        return WithdrawalRequest.objects.select_related(
+            "venue", "requested_by", "whitelisted_address"
+        ).get(pk=pk)
+    except WithdrawalRequest.DoesNotExist:
+        raise Http404("No such withdrawal") from None
+
+
+@require_GET
+@auditor_required
+def evidence(request: HttpRequest, pk: int) -> HttpResponse:
+    withdrawal = _withdrawal(pk)
+    pack = selectors.evidence_pack(withdrawal=withdrawal)
+    return render(request, "audit/evidence.html", {"w": withdrawal, "pack": pack})
+
+
+@require_GET
+@auditor_required
+def evidence_json(request: HttpRequest, pk: int) -> HttpResponse:
+    withdrawal = _withdrawal(pk)
+    pack = selectors.evidence_pack(withdrawal=withdrawal)
+    services.audit_export_record(
+        actor=request.user,
+        ip=client_ip(request),
+        dataset="evidence",
+        fmt="json",
+        filters={"withdrawal": withdrawal.pk},
+    )
+    response = HttpResponse(
+        json.dumps(pack, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False),
+        content_type="application/json",
+    )
+    response["Content-Disposition"] = f'attachment; filename="evidence-{withdrawal.pk}.json"'
+    return response
+
+
+@require_GET
+@auditor_required
+def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
+    columns = exports.DATASETS.get(dataset)
+    if columns is None or fmt not in {"csv", "json"}:
+        raise Http404("No such export")
+    if dataset == "withdrawals":
+        form: Any = FilterForm(request.GET or None)
+    else:
+        form = AuditFilterForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        errors = "; ".join(e for errs in form.errors.values() for e in errs)
+        return HttpResponse(
+            f"Export refused: {errors}", status=400, content_type="text/plain; charset=utf-8"
+        )
+    filters = {k: v for k, v in (form.cleaned_data if form.is_bound else {}).items() if v}
+    filters.pop("before", None)
+    if dataset == "withdrawals":
+        qs = withdrawals_filtered(user=request.user, filters=filters)
+    else:
+        qs = selectors.audit_events_filtered(filters=filters)
+    services.audit_export_record(
+        actor=request.user, ip=client_ip(request), dataset=dataset, fmt=fmt, filters=filters
+    )
+    rows = exports.export_rows(qs, columns)
+    stream = (
+        exports.csv_stream(rows, columns) if fmt == "csv" else exports.json_stream(rows, columns)
+    )
+    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    response = StreamingHttpResponse(stream, content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="{dataset}-{stamp}.{fmt}"'
+    return response
