@@ -2,6 +2,7 @@
 # Installs, only when missing, the system programs the test suite needs beyond Python packages:
 #   chromium      - the browser tests drive it through Playwright (never Playwright's own download)
 #   redis-server  - the production-profile tests start a throwaway Redis
+#   postgresql    - ... and a throwaway PostgreSQL (server binaries; scripts/services.sh)
 # Quiet when everything is present. Fails with a clear message when it cannot install.
 set -euo pipefail
 
@@ -9,11 +10,14 @@ set -euo pipefail
 declare -A PACKAGE_FOR=(
   [chromium]=chromium
   [redis-server]=redis-server
+  [initdb]=postgresql
 )
 
 have() {
   case "$1" in
     chromium) [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 ;;
+    # Debian keeps the server binaries off PATH, under a versioned directory.
+    initdb) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

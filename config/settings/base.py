@@ -195,6 +195,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# How often beat has a worker stamp its heartbeat (config.health, /healthz).
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "15"))
 CELERY_BEAT_SCHEDULE = {
     "withdrawals-refresh-statuses": {
         "task": "withdrawals.tasks.refresh_open_withdrawals",
@@ -202,7 +204,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "withdrawals-sweep-intents": {
         "task": "withdrawals.tasks.sweep_submission_intents",
-        "schedule": 10.0,
+        "schedule": float(os.environ.get("INTENT_SWEEP_SECONDS", "10")),
     },
     "withdrawals-expire-stale": {
         "task": "withdrawals.tasks.expire_stale_withdrawals",
