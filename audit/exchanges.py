@@ -34,8 +34,14 @@ def _secret_key(key: str) -> bool:
 
 
 def redact_headers(headers: Any) -> dict[str, str]:
+    # httpx lowercases names in items(); its raw list keeps them as sent.
+    pairs = (
+        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
+        if isinstance(headers, httpx.Headers)
+        else headers.items()
+    )
     clean = {}
-    for name, value in headers.items():
+    for name, value in pairs:
         lowered = name.lower()
         secret = lowered in SECRET_HEADERS or lowered.startswith(SECRET_HEADER_PREFIXES)
         clean[name] = REDACTED if secret else value

@@ -1,0 +1,179 @@
+"""The audit chain: verify_audit, tampering behind the application's back, append-only rows.
+
+Personas: dave audits (reads the result), the superuser "root" tries the admin, nobody edits.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+
+from audit import tasks
+from audit.models import AppendOnlyError, AuditChainHead, AuditEvent, ChainCheck
+from audit.services import audit_chain_verify, audit_event_record
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def chain_of(n: int) -> list[AuditEvent]:
+    with transaction.atomic():
+        return [
+            audit_event_record(action="test.event", message=f"event {i}", data={"i": i})
+            for i in range(n)
+        ]
+
+
+def raw(sql: str, params: list | None = None) -> None:
+    """Change the table the way a DBA with a SQL prompt would: no model, no trigger."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute(sql, params or [])
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+
+
+def verify_fails_at(seq: int) -> str:
+    with pytest.raises(CommandError) as failure:
+        call_command("verify_audit")
+    assert f"#{seq}" in str(failure.value)
+    return str(failure.value)
+
+
+def test_an_intact_chain_verifies_and_the_result_is_stored(capsys):
+    chain_of(5)
+    call_command("verify_audit")
+    assert "Audit chain OK" in capsys.readouterr().out
+    check = ChainCheck.objects.get()
+    assert check.ok and check.events_checked == 5 and check.first_broken_seq is None
+
+
+def test_an_empty_chain_verifies():
+    assert audit_chain_verify(record=False).ok
+
+
+def test_an_edited_message_is_caught_and_named():
+    events = chain_of(5)
+    raw("UPDATE audit_auditevent SET message = %s WHERE seq = %s", ["nothing to see", 3])
+    assert "altered" in verify_fails_at(3)
+    assert events[2].seq == 3
+    check = ChainCheck.objects.get()
+    assert not check.ok and check.first_broken_seq == 3
+
+
+def test_an_edited_amount_inside_the_data_is_caught():
+    chain_of(4)
+    raw("UPDATE audit_auditevent SET data = %s WHERE seq = %s", ['{"i": 99}', 2])
+    verify_fails_at(2)
+
+
+def test_a_deleted_middle_event_is_caught():
+    chain_of(5)
+    raw("DELETE FROM audit_auditevent WHERE seq = %s", [3])
+    assert "missing" in verify_fails_at(3)
+
+
+def test_a_deleted_last_event_is_caught_by_the_head():
+    chain_of(4)
+    raw("DELETE FROM audit_auditevent WHERE seq = %s", [4])
+    assert "removed from the end" in verify_fails_at(4)
+
+
+def test_reordered_events_are_caught():
+    chain_of(4)
+    # Swap #2 and #3 through a free number, as the unique constraint demands.
+    raw("UPDATE audit_auditevent SET seq = 1000 WHERE seq = 2")
+    raw("UPDATE audit_auditevent SET seq = 2 WHERE seq = 3")
+    raw("UPDATE audit_auditevent SET seq = 3 WHERE seq = 1000")
+    verify_fails_at(2)
+
+
+def test_a_rehashed_event_still_breaks_the_link_to_the_next_one():
+    """Forging one event's hash without the key is impossible; even copying a valid hash
+    from elsewhere breaks the next event's prev_hash link."""
+    events = chain_of(3)
+    raw("UPDATE audit_auditevent SET hash = %s WHERE seq = 2", [events[0].hash[::-1]])
+    verify_fails_at(2)
+
+
+def test_the_periodic_task_runs_the_same_check_and_records_it():
+    chain_of(2)
+    assert tasks.verify_audit_chain.delay().get() is True
+    raw("UPDATE audit_auditevent SET actor_name = 'mallory' WHERE seq = 1")
+    assert tasks.verify_audit_chain.delay().get() is False
+    latest = ChainCheck.objects.order_by("-id").first()
+    assert latest.first_broken_seq == 1
+
+
+def test_appends_keep_the_head_in_step():
+    events = chain_of(3)
+    head = AuditChainHead.objects.get()
+    assert (head.seq, head.hash) == (3, events[-1].hash)
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+
+
+# --- append-only ----------------------------------------------------------------------------
+
+
+def test_the_application_has_no_update_or_delete_path():
+    event = chain_of(1)[0]
+    event.message = "rewritten"
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(pk=event.pk).update(message="rewritten")
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    assert AuditEvent.objects.get(pk=event.pk).message == "event 0"
+
+
+def test_the_database_refuses_updates_and_deletes_on_postgresql():
+    """On PostgreSQL a trigger refuses raw UPDATE and DELETE. SQLite has no such trigger, so
+    there the guarantee is the application's: the model and queryset refuse (above), and the
+    raw statement goes through, which verify_audit then catches."""
+    chain_of(2)
+    if connection.vendor == "postgresql":
+        from django.db import DatabaseError
+
+        for sql in (
+            "UPDATE audit_auditevent SET message = 'x' WHERE seq = 1",
+            "DELETE FROM audit_auditevent WHERE seq = 2",
+        ):
+            with (
+                pytest.raises(DatabaseError, match="append-only"),
+                transaction.atomic(),
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(sql)
+        assert audit_chain_verify(record=False).ok
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE audit_auditevent SET message = 'x' WHERE seq = 1")
+        assert audit_chain_verify(record=False).first_broken_seq == 1
+
+
+def test_the_admin_is_read_only_even_for_a_superuser(client):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    event = chain_of(1)[0]
+    from tests.conftest import verified_login
+
+    verified_login(client, root)
+    base = f"/admin/audit/auditevent/{event.pk}"
+    assert client.get("/admin/audit/auditevent/").status_code == 200
+    assert client.get(f"{base}/change/").status_code == 200  # view only
+    assert client.post(f"{base}/change/", {"message": "x"}).status_code == 403
+    assert client.post(f"{base}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post("/admin/audit/auditevent/add/", {}).status_code == 403
+    assert AuditEvent.objects.get(pk=event.pk).message == "event 0"
+    assert audit_chain_verify(record=False).ok
+
+
+def test_a_fresh_demo_has_a_chain_that_verifies(capsys):
+    call_command("seed_demo")
+    assert AuditEvent.objects.filter(action="venue.created").exists()
+    call_command("verify_audit")
+    assert "Audit chain OK" in capsys.readouterr().out
