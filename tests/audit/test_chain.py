@@ -29,6 +29,8 @@ def raw(sql: str, params: list | None = None) -> None:
     """Change the table the way a DBA with a SQL prompt would: no model, no trigger."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Deferred foreign-key checks pending in the test transaction block ALTER TABLE.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
         cursor.execute(sql, params or [])
         if connection.vendor == "postgresql":
