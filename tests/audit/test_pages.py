@@ -316,3 +316,10 @@ def test_login_page_password_is_never_exported(client, dave_client, alice):
     client.post("/accounts/login/", {"username": "alice", "password": "not-" + PASSWORD})
     text = streamed(dave_client.get("/audit/export/audit.csv"))
     assert "login.failed" in text and PASSWORD not in text
+
+
+def test_dave_finds_the_evidence_pack_from_the_withdrawal_page(dave_client, bob_client, address):
+    withdrawal = WithdrawalFactory(whitelisted_address=address)
+    link = f'href="/audit/withdrawals/{withdrawal.pk}/evidence/"'
+    assert link in dave_client.get(f"/withdrawals/{withdrawal.pk}/").content.decode()
+    assert link not in bob_client.get(f"/withdrawals/{withdrawal.pk}/").content.decode()
