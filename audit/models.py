@@ -56,6 +56,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor", "seq"], name="audit_actor_idx"),
             # History filtered by kind of object (e.g. whitelist changes), newest first.
             models.Index(fields=["object_type", "-seq"], name="audit_type_seq_idx"),
+            # The user filter matches the recorded name: failed logins have no actor row.
+            models.Index(fields=["actor_name", "-seq"], name="audit_actor_name_seq_idx"),
         ]
         permissions = [("view_everything", "Can read every record, audit trail and export")]
 

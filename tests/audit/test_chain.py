@@ -179,3 +179,25 @@ def test_a_fresh_demo_has_a_chain_that_verifies(capsys):
     assert AuditEvent.objects.filter(action="venue.created").exists()
     call_command("verify_audit")
     assert "Audit chain OK" in capsys.readouterr().out
+
+
+def test_carol_venue_changes_are_on_the_trail_without_secrets(carol):
+    from venues.services import venue_create, venue_update
+
+    venue = venue_create(
+        actor=carol,
+        kind="kraken",
+        name="Trail venue",
+        base_url="sandbox://kraken",
+        api_key="trail-key-0001",
+        api_secret="dHJhaWwtc2VjcmV0LW5ldmVyLWxvZ2dlZA==",
+    )
+    venue_update(
+        actor=carol, venue_id=venue.pk, api_secret="bmV3LXNlY3JldC1uZXZlci1sb2dnZWQ=", enabled=False
+    )
+    events = AuditEvent.objects.filter(object_type="venue", object_id=str(venue.pk))
+    assert [e.action for e in events.order_by("seq")] == ["venue.created", "venue.updated"]
+    stored = " ".join(f"{e.message} {e.data}" for e in events)
+    for secret in ("dHJhaWwtc2VjcmV0LW5ldmVyLWxvZ2dlZA==", "bmV3LXNlY3JldC1uZXZlci1sb2dnZWQ="):
+        assert secret not in stored
+    assert events.get(action="venue.updated").data["credentials_replaced"] == ["api_secret"]
