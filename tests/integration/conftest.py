@@ -1,0 +1,369 @@
+"""The production profile on its real parts: PostgreSQL, Redis, a Celery worker (with beat) and
+gunicorn, all separate processes, against a venue sandbox served over loopback HTTP.
+
+``scripts/run-tests.sh`` (``make test``) starts throwaway PostgreSQL and Redis servers
+(scripts/services.sh) and runs these tests in its PostgreSQL pass. The worker and the web
+process run ``config.settings.production`` on the test database; the sandbox's loopback server
+runs in this process, so the tests count the venue's withdrawals directly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote as urlquote
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from tests.conftest import verified_login
+from tests.factories import (
+    UserFactory,
+    VenueFactory,
+    WhitelistedAddressFactory,
+    seed_of,
+    totp_code,
+)
+from venues.registry import sandbox_for
+from venues.sandbox.server import LoopbackServer
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "countersign.test"
+ORIGIN = f"https://{HOST}"
+KIND = "kraken"
+QUORUM = 2  # a first approver, then the race for the last approval
+WAIT_SECONDS = 90.0
+
+# Short clocks so faults resolve within a test; every one is an environment knob of the
+# production settings. SUBMITTING_STALE_SECONDS stays above the sandbox latency the crash test
+# injects: a worker's request still in flight at the venue must land before reconciliation looks.
+PROCESS_ENV = {
+    "WITHDRAWAL_APPROVAL_QUORUM": str(QUORUM),
+    "VENUE_HTTP_TIMEOUT": "2",
+    "RECONCILE_GRACE_SECONDS": "1",
+    "SUBMITTING_STALE_SECONDS": "6",
+    "INTENT_RESEND_SECONDS": "2",
+    "INTENT_SWEEP_SECONDS": "1",
+    "STATUS_REFRESH_SECONDS": "1",
+    "WORKER_HEARTBEAT_SECONDS": "1",
+    "CELERY_VISIBILITY_TIMEOUT": "5",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def _require_real_parts() -> str:
+    redis_url = os.environ.get("REDIS_URL", "")
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if not redis_url or engine != "django.db.backends.postgresql":
+        pytest.fail(
+            "integration tests need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL): run them "
+            "with `make test`, or `eval $(scripts/services.sh start)` first"
+        )
+    return redis_url
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child process in its own process group, so SIGKILL takes every one of its children."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.argv, self.env, self.log = name, argv, env, log
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(  # noqa: S603 - our own venv binaries
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, no warning: the crash the acks_late/visibility-timeout setup is for."""
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _require_real_parts()
+
+
+@pytest.fixture(scope="session")
+def redis_control(redis_url: str) -> Callable[[str], None]:
+    """``redis_control("redis-stop")`` / ``("redis-start")``: the broker outage, for real."""
+    port = str(urlsplit(redis_url).port)
+
+    def run(action: str) -> None:
+        subprocess.run(  # noqa: S603
+            [str(ROOT / "scripts/services.sh"), action],
+            check=True,
+            env={**os.environ, "COUNTERSIGN_REDIS_PORT": port},
+            capture_output=True,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def stack_env(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> dict[str, str]:
+    """The environment of the worker and web processes: production settings, the test
+    database, and this process's keys (they decrypt the venue credentials it writes)."""
+    with django_db_blocker.unblock():
+        db = connection.settings_dict
+    database_url = "postgres://{}:{}@{}:{}/{}".format(
+        urlquote(db["USER"], safe=""),
+        urlquote(db["PASSWORD"], safe=""),
+        db["HOST"],
+        db["PORT"],
+        db["NAME"],
+    )
+    var_dir = tmp_path_factory.mktemp("stack-var")
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()  # nothing left over from an earlier run
+    env = {
+        **os.environ,
+        **PROCESS_ENV,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "COUNTERSIGN_CREDENTIALS_KEY": settings.CREDENTIALS_KEY,
+        "COUNTERSIGN_AUDIT_KEY": settings.AUDIT_HMAC_KEY,
+        "ALLOWED_HOSTS": HOST,
+        "CSRF_TRUSTED_ORIGINS": ORIGIN,
+        "COUNTERSIGN_VAR_DIR": str(var_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env) -> Iterator[Process]:
+    """``celery -A config worker`` with embedded beat, as one process group."""
+    var_dir = Path(stack_env["COUNTERSIGN_VAR_DIR"])
+    proc = Process(
+        "worker",
+        [
+            str(ROOT / ".venv/bin/celery"),
+            "-A",
+            "config",
+            "worker",
+            "--beat",
+            "--concurrency=2",
+            "--loglevel=INFO",
+            f"--schedule={var_dir / 'beat-schedule'}",
+        ],
+        stack_env,
+        var_dir / "worker.log",
+    ).start()
+    wait_until("the worker's first heartbeat", lambda: _heartbeat_seen(stack_env), timeout=60)
+    yield proc
+    proc.stop()
+
+
+def _heartbeat_seen(env: dict[str, str]) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    return any(True for _ in client.scan_iter(match="*countersign:worker-heartbeat*"))
+
+
+@pytest.fixture(scope="session")
+def web(stack_env) -> Iterator[str]:
+    """gunicorn serving config.wsgi (production settings) after collectstatic, as the README
+    documents; 2 processes x 25 threads, so 50 requests really are in flight at once."""
+    var_dir = Path(stack_env["COUNTERSIGN_VAR_DIR"])
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=stack_env,
+        check=True,
+    )
+    port = free_port()
+    proc = Process(
+        "web",
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "25",
+            "--timeout",
+            "60",
+        ],
+        stack_env,
+        var_dir / "web.log",
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", headers=web_headers(), timeout=2).status_code > 0
+        except httpx.HTTPError:
+            return False
+
+    wait_until("gunicorn to answer", up, timeout=60)
+    yield url
+    proc.stop()
+
+
+def web_headers() -> dict[str, str]:
+    # Behind the TLS proxy production runs behind: the proxy says the request came over HTTPS.
+    return {"Host": HOST, "X-Forwarded-Proto": "https", "Origin": ORIGIN}
+
+
+class Browser:
+    """One signed-in user talking to gunicorn: session and CSRF cookies, form posts."""
+
+    def __init__(self, base_url: str, user: Any) -> None:
+        self.base_url = base_url
+        self.user = user
+        client = verified_login(Client(), user)  # the session row lives in the shared database
+        self.session_id = client.cookies[settings.SESSION_COOKIE_NAME].value
+        self.csrf = secrets.token_hex(16)  # any 32-character secret the cookie also carries
+
+    def post(self, path: str, data: dict[str, Any]) -> httpx.Response:
+        cookies = f"{settings.SESSION_COOKIE_NAME}={self.session_id}; csrftoken={self.csrf}"
+        return httpx.post(
+            f"{self.base_url}{path}",
+            data={**data, "csrfmiddlewaretoken": self.csrf},
+            headers={**web_headers(), "Cookie": cookies},
+            timeout=60,
+            follow_redirects=False,
+        )
+
+
+@pytest.fixture
+def stack(transactional_db, worker, web) -> dict[str, Any]:
+    return {"worker": worker, "web": web}
+
+
+@pytest.fixture
+def venue_server(transactional_db) -> Iterator[LoopbackServer]:
+    """The Kraken spot sandbox over loopback, on this test's sandbox state file."""
+    server = LoopbackServer(sandbox_for(KIND)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(venue_server):
+    return sandbox_for(KIND)
+
+
+@pytest.fixture
+def live_venue(venue_server, sandbox):
+    venue = VenueFactory(kind=KIND, name="Kraken spot (loopback)", base_url=venue_server.url)
+    # These tests are about delivery, not Kraken's call counter: the 1 s status polling of the
+    # shortened clocks would otherwise exhaust the starter tier within a test.
+    sandbox.account_upsert(seed_of(venue).credentials.api_key, rate_tier="")
+    return venue
+
+
+@pytest.fixture
+def live_address(live_venue):
+    return WhitelistedAddressFactory(venue=live_venue, destination=0)
+
+
+def pending_faults(sandbox: Any) -> list[dict[str, Any]]:
+    """Faults injected and not yet taken by a request."""
+    with sandbox.store.tx() as tx:
+        return tx.all(f"{sandbox.kind}:faults")
+
+
+@pytest.fixture
+def carl(transactional_db):
+    """A third approver: gives the first of the two approvals, so the last one can be raced."""
+    return UserFactory(username="carl", roles=["approver"])
+
+
+@pytest.fixture
+def browser_for(stack) -> Callable[[Any], Browser]:
+    return lambda user: Browser(stack["web"], user)
+
+
+def current_code(user: Any) -> str:
+    """The code the user's authenticator shows now (the web process checks real time)."""
+    return totp_code(user, at=time.time())
+
+
+def post_concurrently(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    """Start every call at the same moment (barrier), each on its own thread."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], httpx.Response]) -> None:
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as exc:  # reported below as a failed request, never swallowed
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    errors = [r for r in results if not isinstance(r, httpx.Response)]
+    assert not errors, f"requests failed without an HTTP answer: {errors[:3]}"
+    return results

@@ -1,0 +1,203 @@
+"""Exactly one venue withdrawal per approved request, on the real parts, under faults.
+
+Alice requests; carl gives the first of two approvals; bob (or bob and bianca, racing) gives the
+last one through gunicorn. A TOTP code proves presence once per 30-second step, so a test that
+approves several withdrawals at once gives each its own pair of approvers. The worker submits
+over loopback HTTP to the Kraken spot sandbox, and each test counts the withdrawals it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import UserFactory, good_amount
+from tests.integration.conftest import (
+    current_code,
+    pending_faults,
+    post_concurrently,
+    wait_until,
+)
+from withdrawals import services
+from withdrawals.models import State, WithdrawalRequest
+
+pytestmark = pytest.mark.integration
+
+
+def _request(alice: Any, address: Any) -> WithdrawalRequest:
+    return services.withdrawal_create(
+        requester=alice,
+        venue_id=address.venue_id,
+        address_id=address.pk,
+        amount=good_amount(address.venue),
+    )
+
+
+def _approve_form(withdrawal: WithdrawalRequest, approver: Any) -> dict[str, str]:
+    quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=approver)
+    return {"quote": str(quote.pk), "code": current_code(approver)}
+
+
+def _approve(browser: Any, withdrawal: WithdrawalRequest) -> httpx.Response:
+    return browser.post(
+        f"/withdrawals/{withdrawal.pk}/approve/", _approve_form(withdrawal, browser.user)
+    )
+
+
+def _pending_last_approval(alice, carl, address, browser_for) -> WithdrawalRequest:
+    """A withdrawal with one of its two approvals: the next approval is the last."""
+    withdrawal = _request(alice, address)
+    response = _approve(browser_for(carl), withdrawal)
+    assert response.status_code == 302, response.text
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == State.PENDING_APPROVAL
+    return withdrawal
+
+
+def _state(withdrawal: WithdrawalRequest) -> str:
+    withdrawal.refresh_from_db()
+    return withdrawal.state
+
+
+def _settles(withdrawal: WithdrawalRequest, final: str = State.COMPLETED) -> None:
+    wait_until(f"withdrawal #{withdrawal.pk} to reach {final}", lambda: _state(withdrawal) == final)
+
+
+def test_fifty_concurrent_confirm_and_submit_make_one_venue_withdrawal(
+    stack, alice, bob, bianca, carl, live_address, sandbox, browser_for
+):
+    withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
+    bob_browser = browser_for(bob)
+    form = _approve_form(withdrawal, bob)
+    path = f"/withdrawals/{withdrawal.pk}/approve/"
+
+    responses = post_concurrently([lambda: bob_browser.post(path, form) for _ in range(50)])
+
+    statuses = sorted(r.status_code for r in responses)
+    assert 500 not in statuses
+    assert statuses.count(302) == 1, statuses
+    refused = [r for r in responses if r.status_code != 302]
+    assert {r.status_code for r in refused} == {400}
+    # Every loser is told why on the page: the code was used, or the withdrawal moved on.
+    assert all(
+        "already used" in r.text or "not pending approval" in r.text or "Too many" in r.text
+        for r in refused
+    )
+    _settles(withdrawal)
+    assert sandbox.count_withdrawals() == 1
+    assert withdrawal.approvals.filter(voided=False).count() == 2
+
+
+def test_two_approvers_racing_on_the_last_approval_one_wins(
+    stack, alice, bob, bianca, carl, live_address, sandbox, browser_for
+):
+    withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
+    bob_browser, bianca_browser = browser_for(bob), browser_for(bianca)
+    path = f"/withdrawals/{withdrawal.pk}/approve/"
+    bob_form, bianca_form = _approve_form(withdrawal, bob), _approve_form(withdrawal, bianca)
+
+    responses = post_concurrently(
+        [lambda: bob_browser.post(path, bob_form), lambda: bianca_browser.post(path, bianca_form)]
+    )
+
+    assert sorted(r.status_code for r in responses) == [302, 400]
+    loser = next(r for r in responses if r.status_code == 400)
+    assert "not pending approval" in loser.text
+    _settles(withdrawal)
+    assert sandbox.count_withdrawals() == 1
+    assert withdrawal.approvals.filter(voided=False).count() == 2
+
+
+def test_venue_accepts_then_times_out_reconciles_to_one_withdrawal(
+    stack, alice, bob, carl, live_address, sandbox, browser_for
+):
+    withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
+    form = _approve_form(withdrawal, bob)
+    # Kraken records the withdrawal, then the answer never arrives (VENUE_HTTP_TIMEOUT=2 s).
+    # Injected after the quote: the fault's path also matches WithdrawInfo.
+    sandbox.inject("timeout_after_accept", path=sandbox.SUBMIT_PATH)
+
+    assert browser_for(bob).post(f"/withdrawals/{withdrawal.pk}/approve/", form).status_code == 302
+
+    wait_until("outcome_unknown", lambda: _state(withdrawal) == State.OUTCOME_UNKNOWN)
+    _settles(withdrawal)
+    assert sandbox.count_withdrawals() == 1
+    actions = list(withdrawal_actions(withdrawal))
+    assert actions.index("withdrawal.outcome_unknown") < actions.index("withdrawal.submitted")
+    assert withdrawal.venue_reference == sandbox.all_withdrawals()[0]["reference"]
+
+
+def test_worker_killed_mid_submission_submits_once_after_restart(
+    stack, alice, bob, carl, live_address, sandbox, browser_for
+):
+    worker = stack["worker"]
+    withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
+    form = _approve_form(withdrawal, bob)
+    # The venue takes 3 s to answer: the worker is killed while its request is in flight, and
+    # the venue still records the withdrawal after the connection is gone.
+    sandbox.inject("latency", path=sandbox.SUBMIT_PATH, seconds=3)
+
+    assert browser_for(bob).post(f"/withdrawals/{withdrawal.pk}/approve/", form).status_code == 302
+    # The venue takes the fault off its queue when the request arrives: then it is in flight.
+    wait_until("the submission to reach the venue", lambda: not pending_faults(sandbox))
+    assert _state(withdrawal) == State.SUBMITTING
+    worker.kill()
+    assert not worker.alive()
+    worker.start()
+
+    _settles(withdrawal)
+    assert sandbox.count_withdrawals() == 1
+    # The killed worker never recorded an outcome: reconciliation found the venue's record.
+    actions = withdrawal_actions(withdrawal)
+    from audit.models import AuditEvent
+
+    print(
+        [
+            (e.action, e.message, e.created_at.isoformat())
+            for e in AuditEvent.objects.filter(object_id=str(withdrawal.pk)).order_by("id")
+        ]
+    )
+    print(sandbox.all_withdrawals())
+    assert actions.count("withdrawal.submitting") == 1
+    assert "withdrawal.outcome_unknown" in actions
+    assert withdrawal.venue_reference == sandbox.all_withdrawals()[0]["reference"]
+
+
+def test_redis_down_while_approving_loses_nothing_and_submits_each_once(
+    stack, alice, live_address, sandbox, browser_for, redis_control
+):
+    firsts = [UserFactory(username=f"first{i}", roles=["approver"]) for i in range(3)]
+    lasts = [UserFactory(username=f"last{i}", roles=["approver"]) for i in range(3)]
+    pending = [_pending_last_approval(alice, f, live_address, browser_for) for f in firsts]
+    forms = [_approve_form(w, last) for w, last in zip(pending, lasts, strict=True)]
+    redis_control("redis-stop")
+    try:
+        for withdrawal, form, last in zip(pending, forms, lasts, strict=True):
+            response = browser_for(last).post(f"/withdrawals/{withdrawal.pk}/approve/", form)
+            # The approval commits with its outbox row; the failed publish is only logged.
+            assert response.status_code == 302, response.text
+            assert _state(withdrawal) == State.APPROVED
+        assert sandbox.count_withdrawals() == 0
+    finally:
+        redis_control("redis-start")
+
+    for withdrawal in pending:
+        _settles(withdrawal)
+    assert sandbox.count_withdrawals() == 3
+    assert len({w.venue_reference for w in pending}) == 3
+
+
+def withdrawal_actions(withdrawal: WithdrawalRequest) -> list[str]:
+    from audit.models import AuditEvent
+
+    return list(
+        AuditEvent.objects.filter(
+            object_type="withdrawalrequest",
+            object_id=str(withdrawal.pk),
+            action__startswith="withdrawal.",
+        )
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
