@@ -37,6 +37,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
+@pytest.fixture
+def quiet_refusals(monkeypatch):
+    """Crawls make thousands of expected 403/404/405 warnings, whose tracebacks would dominate
+    the run time. Errors (5xx) are still logged."""
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("django.request"), "level", logging.ERROR)
+
+
 # --- TOTP time ------------------------------------------------------------------------------
 
 
