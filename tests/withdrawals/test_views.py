@@ -92,8 +92,8 @@ def test_list_with_junk_filters_is_not_a_500(bob_client, junk):
 def test_list_paginates_by_keyset(bob_client, alice, address, monkeypatch):
     from withdrawals import selectors
 
+    monkeypatch.setattr(selectors, "PAGE_SIZE", 2)
     rows = [WithdrawalFactory(requested_by=alice, whitelisted_address=address) for _ in range(3)]
-    monkeypatch.setattr(selectors.withdrawal_page, "__kwdefaults__", {"size": 2})
     first = bob_client.get(url("list"))
     assert f"before={rows[1].pk}".encode() in first.content
     older = bob_client.get(url("list"), {"before": rows[1].pk}, **HX)
