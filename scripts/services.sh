@@ -4,6 +4,7 @@
 #   scripts/services.sh start    install if missing, start both, print the environment to use
 #   scripts/services.sh stop     stop both and delete their data
 #   scripts/services.sh env      print DATABASE_URL and REDIS_URL (as export lines)
+#   scripts/services.sh status   exit 0 when both are running
 #   scripts/services.sh redis-stop | redis-start   (the broker-outage tests use these)
 #
 # Idempotent: starting what runs, or stopping what does not, is not an error. PostgreSQL runs as
@@ -151,7 +152,8 @@ case "${1:-}" in
     rm -rf "$STATE_DIR"
     ;;
   env) print_env ;;
+  status) pg_running && redis_running ;;
   redis-start) redis_start ;;
   redis-stop) redis_stop ;;
-  *) die "usage: $0 start|stop|env|redis-start|redis-stop" ;;
+  *) die "usage: $0 start|stop|status|env|redis-start|redis-stop" ;;
 esac

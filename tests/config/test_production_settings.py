@@ -1,0 +1,139 @@
+"""The production profile refuses to start without its environment, and passes check --deploy.
+
+Each case starts ``manage.py`` in a fresh interpreter, as gunicorn or celery would, because
+settings are read once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "x" * 60 + "-production-like-secret-key",
+    "COUNTERSIGN_CREDENTIALS_KEY": "cHJvZHVjdGlvbi1saWtlLWNyZWRlbnRpYWxzLWtleSE=",
+    "COUNTERSIGN_AUDIT_KEY": "production-like-audit-key",
+    # check --deploy connects to neither: the URLs only have to be well-formed.
+    "DATABASE_URL": "postgres://countersign:secret@127.0.0.1:1/countersign",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "ALLOWED_HOSTS": "countersign.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://countersign.example.com",
+}
+
+
+def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCTION_ENV and not k.startswith(("CELERY_", "DJANGO_"))
+    }
+    return subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, "COUNTERSIGN_VAR_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean(tmp_path):
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV, tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_security_settings_reach_django(tmp_path):
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, "
+        "s.SECURE_HSTS_SECONDS > 0, s.DEBUG, s.SESSION_SAVE_EVERY_REQUEST, "
+        "'unsafe-inline' in str(s.SECURE_CSP['script-src']), s.WHITENOISE_USE_FINDERS, "
+        "s.CACHES['default']['BACKEND'].endswith('RedisCache'), s.CELERY_TASK_ACKS_LATE, "
+        "s.CELERY_TASK_REJECT_ON_WORKER_LOST, s.CELERY_WORKER_PREFETCH_MULTIPLIER)"
+    )
+    result = manage("shell", "-v", "0", "-c", code, env=PRODUCTION_ENV, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "True",
+        "True",
+        "True",
+        "True",
+        "False",
+        "True",
+        "False",
+        "False",
+        "True",
+        "True",
+        "True",
+        "1",
+    ]
+
+
+def test_celery_worker_gets_the_money_settings(tmp_path):
+    """acks_late, reject on worker loss, prefetch 1 and the visibility timeout, as the worker's
+    Celery app sees them (not only as Django settings)."""
+    code = (
+        "from config.celery import app; c = app.conf; "
+        "print(c.task_acks_late, c.task_reject_on_worker_lost, c.worker_prefetch_multiplier, "
+        "c.broker_transport_options['visibility_timeout'], c.broker_url, c.task_always_eager)"
+    )
+    env = {**PRODUCTION_ENV, "CELERY_VISIBILITY_TIMEOUT": "7200"}
+    result = manage("shell", "-v", "0", "-c", code, env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "1", "7200", "redis://127.0.0.1:1/0", "False"]
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "SECRET_KEY",
+        "COUNTERSIGN_CREDENTIALS_KEY",
+        "COUNTERSIGN_AUDIT_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "ALLOWED_HOSTS",
+        "CSRF_TRUSTED_ORIGINS",
+    ],
+)
+def test_a_missing_variable_stops_start_up_naming_it(missing, tmp_path):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last_line
+    assert missing in last_line
+    others = [name for name in PRODUCTION_ENV if name not in {missing, "DJANGO_SETTINGS_MODULE"}]
+    assert not any(name in last_line for name in others)
+
+
+def test_every_missing_variable_is_named_at_once(tmp_path):
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.production"}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    for name in PRODUCTION_ENV:
+        if name != "DJANGO_SETTINGS_MODULE":
+            assert name in message
+
+
+def test_an_empty_variable_counts_as_missing(tmp_path):
+    result = manage("check", env={**PRODUCTION_ENV, "SECRET_KEY": "  "}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr.strip().splitlines()[-1]
+
+
+def test_database_url_must_be_postgresql(tmp_path):
+    env = {**PRODUCTION_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "DATABASE_URL must point at PostgreSQL" in result.stderr
