@@ -12,7 +12,9 @@ from .services import audit_event_record
 
 def _ip(request: Any) -> str | None:
     # Same rule as accounts.utils.client_ip: X-Forwarded-For is client-controlled.
-    return request.META.get("REMOTE_ADDR") or None if request is not None else None
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
 
 
 def login_succeeded_record(sender: Any, request: Any = None, user: Any = None, **kwargs: Any):
