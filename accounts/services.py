@@ -67,11 +67,14 @@ def totp_device_confirm(*, user: Any, code: str, ip: str | None = None) -> TOTPD
         device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
         if device is None:
             raise TotpRefused("Start enrolment again.")
-        if not device.verify_token((code or "").strip()):
-            raise TotpRefused("That code does not match. Check the time on your phone.")
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
-        audit_event_record(action="totp.enrolled", actor=user, ip=ip, target=user)
+        # verify_token records a failure (throttle) itself: raise only after this commits.
+        verified = device.verify_token((code or "").strip())
+        if verified:
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            audit_event_record(action="totp.enrolled", actor=user, ip=ip, target=user)
+    if not verified:
+        raise TotpRefused("That code does not match. Check the time on your phone.")
     return device
 
 

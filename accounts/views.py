@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import segno
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -31,7 +33,7 @@ class LoginView(auth_views.LoginView):
         from django.urls import reverse
 
         url = reverse(target)
-        return f"{url}?next={nxt}" if nxt else url
+        return f"{url}?{urlencode({'next': nxt})}" if nxt else url
 
 
 def _next_url(request: HttpRequest) -> str:

@@ -178,3 +178,28 @@ def test_logout_is_post_only_and_ends_the_session(alice_client):
 def test_login_page_renders_for_anonymous(client):
     response = client.get(LOGIN)
     assert response.status_code == 200 and b'name="password"' in response.content
+
+
+def test_nora_wrong_enrolment_codes_are_throttled(nora, code_now):
+    client = Client()
+    client.force_login(nora)
+    client.get(ENROL)
+    wrong = f"{(int(code_now(nora)) + 1) % 1_000_000:06d}"
+    assert client.post(ENROL, {"code": wrong}).status_code == 200
+    assert TOTPDevice.objects.get(user=nora).throttling_failure_count == 1
+    # Right away, even the right code is refused: the failure was recorded, not rolled back.
+    refused = client.post(ENROL, {"code": code_now(nora)})
+    assert refused.status_code == 200
+    assert not TOTPDevice.objects.get(user=nora).confirmed
+
+
+def test_login_keeps_a_next_url_with_a_query_string(alice, code_now):
+    client = Client()
+    wanted = reverse("withdrawals:list") + "?state=pending_approval&asset=BTC"
+    target = client.post(LOGIN, {"username": "alice", "password": PASSWORD, "next": wanted})[
+        "Location"
+    ]
+    page = client.get(target)
+    assert f'value="{wanted}"'.replace("&", "&amp;").encode() in page.content
+    done = client.post(target, {"code": code_now(alice), "next": wanted})
+    assert done["Location"] == wanted
