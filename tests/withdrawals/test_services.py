@@ -846,3 +846,21 @@ def test_every_event_names_actor_and_ip_and_chains(alice, bob, address, fresh_co
     every = list(AuditEvent.objects.order_by("seq"))
     for prev, nxt in itertools.pairwise(every):
         assert nxt.prev_hash == prev.hash and nxt.seq == prev.seq + 1
+
+
+def test_kraken_max_fee_travels_and_a_fee_above_it_sends_the_withdrawal_back(
+    alice, bob, fresh_code
+):
+    """Kraken spot: the confirmed quote's fee goes out as ``max_fee``; the venue refuses when
+    its fee is higher, and the withdrawal returns for a new quote with its approvals void."""
+    kraken_address = WhitelistedAddressFactory(venue=VenueFactory(kind="kraken", name="Kraken"))
+    withdrawal = approved(create(alice, kraken_address), bob, fresh_code(bob))
+    Quote.objects.filter(pk=withdrawal.confirmed_quote_id).update(fee=Decimal("0.00000001"))
+    with no_tasks():
+        services.withdrawal_submit(withdrawal_id=withdrawal.pk)
+    withdrawal = reload(withdrawal)
+    assert withdrawal.state == State.PENDING_APPROVAL
+    assert withdrawal.confirmed_quote_id is None
+    assert not withdrawal.approvals.filter(voided=False).exists()
+    assert sandbox_for("kraken").count_withdrawals() == 0
+    assert timeline(withdrawal)[-1] == "withdrawal.pending_approval"
