@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ import pytest
 # Playwright's sync API keeps an event loop in the test thread; the ORM calls the test makes
 # between browser steps are still plain synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# The test database is SQLite in memory: the live server's request threads and the test thread
+# share one connection. Two of them inside it at once (an htmx poll during an approval, a test
+# reading a row while a page polls) can interleave transactions. So the live server handles one
+# request at a time under this lock, and a test takes it for its own ORM calls while pages are
+# open (``with SERVER_LOCK: ...``).
+SERVER_LOCK = threading.RLock()
 
 CHROMIUM = os.environ.get("COUNTERSIGN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,3 +65,29 @@ def screenshots(tmp_path):
     target = Path(os.environ.get("COUNTERSIGN_SCREENSHOTS") or tmp_path / "screenshots")
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+@pytest.fixture(autouse=True)
+def _serialised_live_server(request):
+    """Run the live server's requests one at a time, under SERVER_LOCK (see above)."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    httpd = request.getfixturevalue("live_server").thread.httpd
+    app = httpd.get_app()
+
+    def serialised(environ, start_response):
+        with SERVER_LOCK:
+            response = app(environ, start_response)
+            try:
+                body = b"".join(response)
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
+        return [body]
+
+    httpd.set_app(serialised)
+    try:
+        yield
+    finally:
+        httpd.set_app(app)

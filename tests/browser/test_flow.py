@@ -19,6 +19,7 @@ from django_otp.oath import TOTP, totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import SERVER_LOCK
 from venues.models import Venue
 from whitelist.models import WhitelistedAddress
 from withdrawals import tasks
@@ -36,7 +37,8 @@ def current_code(username: str) -> str:
     a second code within the same 30 seconds is taken from the next step, as a person would
     wait for the next code.
     """
-    device = TOTPDevice.objects.get(user__username=username, name="demo")
+    with SERVER_LOCK:
+        device = TOTPDevice.objects.get(user__username=username, name="demo")
     now = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).t()
     step = max(now, device.last_t + 1)
     code = totp(device.bin_key, device.step, device.t0, device.digits, device.drift + step - now)
@@ -88,7 +90,8 @@ def test_request_approve_submit_complete(live_server, browser, screenshots, sett
 
     alice.get_by_role("button", name="Request withdrawal").click()
     expect(alice.locator("#state")).to_have_text("Pending approval")
-    withdrawal = WithdrawalRequest.objects.get(requested_by__username="alice")
+    with SERVER_LOCK:
+        withdrawal = WithdrawalRequest.objects.get(requested_by__username="alice")
     assert withdrawal.state == State.PENDING_APPROVAL
     assert withdrawal.venue_id == venue.pk
     assert str(withdrawal.amount.normalize()) == "0.5"
@@ -118,9 +121,10 @@ def test_request_approve_submit_complete(live_server, browser, screenshots, sett
     state = bob.locator("#state")
     expect(state).to_have_text("Submitted")
     expect(bob.locator("#venue-ref")).not_to_be_empty()
-    withdrawal.refresh_from_db()
-    assert withdrawal.state == State.SUBMITTED
-    assert withdrawal.approvals.filter(approver__username="bob").exists()
+    with SERVER_LOCK:
+        withdrawal.refresh_from_db()
+        assert withdrawal.state == State.SUBMITTED
+        assert withdrawal.approvals.filter(approver__username="bob").exists()
     bob.evaluate("window.__countersignNoReload = true")
     bob.screenshot(path=screenshots / "06-bob-submitted.png", full_page=True)
 
@@ -129,8 +133,9 @@ def test_request_approve_submit_complete(live_server, browser, screenshots, sett
     deadline = time.monotonic() + 10
     while withdrawal.state == State.SUBMITTED and time.monotonic() < deadline:
         time.sleep(0.5)
-        tasks.refresh_open_withdrawals()
-        withdrawal.refresh_from_db()
+        with SERVER_LOCK:
+            tasks.refresh_open_withdrawals()
+            withdrawal.refresh_from_db()
     assert withdrawal.state == State.COMPLETED
     expect(state).to_have_text("Completed")
     assert bob.evaluate("window.__countersignNoReload === true"), "the page was reloaded"
