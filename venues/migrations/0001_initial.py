@@ -4,38 +4,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ApiNonce',
+            name="ApiNonce",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(max_length=80, unique=True)),
-                ('value', models.BigIntegerField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("scope", models.CharField(max_length=80, unique=True)),
+                ("value", models.BigIntegerField()),
             ],
         ),
         migrations.CreateModel(
-            name='Venue',
+            name="Venue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('kraken', 'Kraken spot'), ('kraken_embed', 'Kraken Embed'), ('kucoin', 'KuCoin'), ('onekonto', '1Konto'), ('nordpay', 'Nord-Pay')], max_length=20)),
-                ('name', models.CharField(max_length=80, unique=True)),
-                ('base_url', models.CharField(max_length=200)),
-                ('account', models.CharField(blank=True, help_text='1Konto account id, Kraken Embed IIBAN', max_length=80)),
-                ('credentials_encrypted', models.TextField(blank=True, editable=False)),
-                ('options_json', models.JSONField(blank=True, default=dict)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("kraken", "Kraken spot"),
+                            ("kraken_embed", "Kraken Embed"),
+                            ("kucoin", "KuCoin"),
+                            ("onekonto", "1Konto"),
+                            ("nordpay", "Nord-Pay"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("name", models.CharField(max_length=80, unique=True)),
+                ("base_url", models.CharField(max_length=200)),
+                (
+                    "account",
+                    models.CharField(
+                        blank=True, help_text="1Konto account id, Kraken Embed IIBAN", max_length=80
+                    ),
+                ),
+                ("credentials_encrypted", models.TextField(blank=True, editable=False)),
+                ("options_json", models.JSONField(blank=True, default=dict)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('manage_venue', 'Can add and edit venues and their credentials')],
+                "ordering": ["name"],
+                "permissions": [("manage_venue", "Can add and edit venues and their credentials")],
             },
         ),
     ]

@@ -4,24 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('venues', '0001_initial'),
+        ("venues", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SubmitAttempt',
+            name="SubmitAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=20)),
-                ('request_id', models.UUIDField()),
-                ('sent_at', models.DateTimeField()),
-                ('reference', models.CharField(blank=True, max_length=128)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=20)),
+                ("request_id", models.UUIDField()),
+                ("sent_at", models.DateTimeField()),
+                ("reference", models.CharField(blank=True, max_length=128)),
             ],
             options={
-                'indexes': [models.Index(fields=['kind', 'reference'], name='submit_attempt_ref_idx')],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'request_id'), name='submit_attempt_once')],
+                "indexes": [
+                    models.Index(fields=["kind", "reference"], name="submit_attempt_ref_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("kind", "request_id"), name="submit_attempt_once"
+                    )
+                ],
             },
         ),
     ]
