@@ -77,15 +77,21 @@ def _require_real_parts() -> str:
     return redis_url
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
+def wait_until(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = WAIT_SECONDS,
+    log: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise (with
+    the tail of a process log, when one can explain it)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what}" + (f"\n{log()}" if log else ""))
         time.sleep(0.1)
 
 
@@ -98,8 +104,8 @@ def free_port() -> int:
 class Process:
     """A child process in its own process group, so SIGKILL takes every one of its children."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.argv, self.env, self.log = name, argv, env, log
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.argv, self.env, self.log = argv, env, log
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
@@ -158,7 +164,9 @@ def redis_control(redis_url: str) -> Callable[[str], None]:
 
 
 @pytest.fixture(scope="session")
-def stack_env(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> dict[str, str]:
+def stack_env(
+    django_db_setup, django_db_blocker, redis_url, tmp_path_factory
+) -> Iterator[dict[str, str]]:
     """The environment of the worker and web processes: production settings, the test
     database, and this process's keys (they decrypt the venue credentials it writes)."""
     with django_db_blocker.unblock():
@@ -189,7 +197,20 @@ def stack_env(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("CELERY_BROKER_URL", None)
-    return env
+    yield env
+    # The worker and web processes are gone by now (they depend on this fixture), but their
+    # server-side sessions end a moment later; dropping the test database must not race them.
+    with django_db_blocker.unblock():
+        wait_until("the worker's and web's database sessions to end", _other_sessions_gone, 30)
+
+
+def _other_sessions_gone() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0] == 0
 
 
 @pytest.fixture(scope="session")
@@ -197,7 +218,6 @@ def worker(stack_env) -> Iterator[Process]:
     """``celery -A config worker`` with embedded beat, as one process group."""
     var_dir = Path(stack_env["COUNTERSIGN_VAR_DIR"])
     proc = Process(
-        "worker",
         [
             str(ROOT / ".venv/bin/celery"),
             "-A",
@@ -211,7 +231,9 @@ def worker(stack_env) -> Iterator[Process]:
         stack_env,
         var_dir / "worker.log",
     ).start()
-    wait_until("the worker's first heartbeat", lambda: _heartbeat_seen(stack_env), timeout=60)
+    wait_until(
+        "the worker's first heartbeat", lambda: _heartbeat_seen(stack_env), 60, log=proc.tail
+    )
     yield proc
     proc.stop()
 
@@ -236,7 +258,6 @@ def web(stack_env) -> Iterator[str]:
     )
     port = free_port()
     proc = Process(
-        "web",
         [
             str(ROOT / ".venv/bin/gunicorn"),
             "config.wsgi",
@@ -262,7 +283,7 @@ def web(stack_env) -> Iterator[str]:
         except httpx.HTTPError:
             return False
 
-    wait_until("gunicorn to answer", up, timeout=60)
+    wait_until("gunicorn to answer", up, 60, log=proc.tail)
     yield url
     proc.stop()
 
