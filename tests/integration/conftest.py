@@ -198,16 +198,17 @@ def stack_env(
     }
     env.pop("CELERY_BROKER_URL", None)
     yield env
-    # The worker and web processes are gone by now (they depend on this fixture), but their
-    # server-side sessions end a moment later; dropping the test database must not race them.
+    # Every test has run and the worker and web processes are stopped (they depend on this
+    # fixture). Sessions still open on the test database (theirs, ending a moment late, or ones
+    # left by finished threads of this process) would make dropping it fail: end them.
     with django_db_blocker.unblock():
-        wait_until("the worker's and web's database sessions to end", _other_sessions_gone, 30)
+        wait_until("other database sessions to end", _other_sessions_ended, 30)
 
 
-def _other_sessions_gone() -> bool:
+def _other_sessions_ended() -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0] == 0
