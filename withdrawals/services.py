@@ -728,6 +728,11 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
             )
     if withdrawal.state != State.OUTCOME_UNKNOWN:
         return withdrawal
+    # A request we lost track of may still be on its way to, or queued at, the venue: its
+    # history only proves "never sent" once the grace period has passed since then. The
+    # periodic refresh calls this every few seconds, so the wait is enforced here.
+    if withdrawal.updated_at > timezone.now() - timedelta(seconds=settings.RECONCILE_GRACE_SECONDS):
+        return withdrawal
     exchanges = ExchangeRecorder()
     client = client_for(withdrawal.venue, exchange_log=exchanges)
     spec = withdrawal_spec(withdrawal)

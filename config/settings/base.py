@@ -106,6 +106,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
 
+# A file cache is shared by the demo's web server and worker (the worker heartbeat that
+# /healthz reads, venue login tokens); production uses Redis.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+    }
+}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -162,7 +171,7 @@ SUBMITTING_STALE_SECONDS = int(os.environ.get("SUBMITTING_STALE_SECONDS", "120")
 # An approved withdrawal whose task has not run after this long is enqueued again (outbox).
 INTENT_RESEND_SECONDS = float(os.environ.get("INTENT_RESEND_SECONDS", "30"))
 # Reconciliation waits this long after an unknown outcome, so an in-flight request has landed.
-RECONCILE_GRACE_SECONDS = float(os.environ.get("RECONCILE_GRACE_SECONDS", "15"))
+RECONCILE_GRACE_SECONDS = float(os.environ.get("RECONCILE_GRACE_SECONDS", "60"))
 VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
 # A newly approved whitelist address cools off this long (veto window) before it is usable.
 WHITELIST_COOLING_OFF_SECONDS = int(os.environ.get("WHITELIST_COOLING_OFF_SECONDS", str(24 * 3600)))

@@ -8,3 +8,5 @@ CELERY_TASK_EAGER_PROPAGATES = True
 VENUE_SANDBOX_SETTLE_SECONDS = 0.0
 VENUE_HTTP_TIMEOUT = 2.0
 RECONCILE_GRACE_SECONDS = 0.0
+# Per-process, so no test run inherits a cached venue token from an earlier run.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -727,6 +727,24 @@ def test_timeout_before_accept_reconciles_to_approved_and_submits_once(
     ]
 
 
+def test_reconcile_waits_out_the_grace_period_before_trusting_the_venue_history(
+    alice, bob, address, fresh_code, slow_settle, settings
+):
+    """A request that timed out may still be on its way: "not found" is not yet proof."""
+    settings.RECONCILE_GRACE_SECONDS = 3600
+    withdrawal = approved(create(alice, address), bob, fresh_code(bob))
+    sandbox().inject("timeout_before_accept", path=sandbox().SUBMIT_PATH)
+    with no_tasks():
+        services.withdrawal_submit(withdrawal_id=withdrawal.pk)
+        services.withdrawal_reconcile(withdrawal_id=withdrawal.pk)
+    assert reload(withdrawal).state == State.OUTCOME_UNKNOWN
+    assert timeline(withdrawal)[-1] == "withdrawal.outcome_unknown"
+    settings.RECONCILE_GRACE_SECONDS = 0
+    with no_tasks():
+        services.withdrawal_reconcile(withdrawal_id=withdrawal.pk)
+    assert reload(withdrawal).state == State.APPROVED
+
+
 def test_reconcile_runs_through_eager_tasks_to_one_withdrawal(
     alice, bob, address, fresh_code, django_capture_on_commit_callbacks
 ):
