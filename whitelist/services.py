@@ -35,10 +35,6 @@ logger = logging.getLogger(__name__)
 KNOWN_ASSETS = ("BTC", "ETH", "USDT", "USDC", "XRP", "XLM", "TRX", "BNB")
 # Venue asset codes that name one of ours (Kraken answers XXBT for BTC).
 ASSET_ALIASES = {"XBT": "BTC", "XXBT": "BTC", "XETH": "ETH", "XXRP": "XRP", "XXLM": "XLM"}
-# Kraken spot's Withdraw carries the address and the venue refuses it if the saved key points
-# elsewhere (NOTES §1.5): atomic with the withdrawal itself, so no separate look is needed
-# before submitting there unless a memo must be checked too.
-VENUE_CHECKS_ADDRESS_AT_SUBMIT = frozenset({"kraken"})
 
 
 class WhitelistError(Exception):
@@ -277,8 +273,6 @@ def address_verify_before_submit(*, address: WhitelistedAddress) -> str:
     A mismatch is recorded as drift (with its audit event). Raises VenueCheckUnavailable when
     the venue cannot list its addresses right now.
     """
-    if address.venue.kind in VENUE_CHECKS_ADDRESS_AT_SUBMIT and not address.memo:
-        return ""
     detail = venue_mismatch(
         venue=address.venue,
         asset=address.asset,

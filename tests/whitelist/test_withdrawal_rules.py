@@ -118,6 +118,32 @@ def test_venue_key_repointed_before_submission_fails_it_without_a_venue_call(
     assert address.state == AddressState.ACTIVE
 
 
+def test_kraken_spot_key_repointed_before_submission_fails_it_without_a_venue_call(
+    alice, bob, fresh_code, monkeypatch
+):
+    """Kraken's Withdraw would refuse a mismatched ``address`` itself; we look first anyway."""
+    monkeypatch.setattr(services, "_on_commit_enqueue", lambda *a, **k: None)
+    venue = VenueFactory(kind="kraken")
+    address = WhitelistedAddressFactory(venue=venue, destination=0)
+    withdrawal = approve(create(alice, address), bob, fresh_code(bob))
+    from venues.registry import sandbox_for
+
+    sandbox = sandbox_for("kraken")
+    api_key = venue.credentials.api_key
+    with sandbox.store.tx() as tx:
+        saved = sandbox.account(tx, api_key)["addresses"]
+    for entry in saved:
+        if entry["key"] == address.venue_key:
+            entry["address"] = "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2"
+    sandbox.account_upsert(api_key, addresses=saved)
+
+    services.withdrawal_submit(withdrawal_id=withdrawal.pk)
+    after = sent(withdrawal)
+    assert after.state == State.FAILED
+    assert "points to 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2" in after.status_detail
+    assert sandbox.count_withdrawals() == 0
+
+
 def test_venue_that_cannot_list_addresses_defers_the_submission(
     alice, bob, fresh_code, monkeypatch
 ):

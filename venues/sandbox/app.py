@@ -4,8 +4,8 @@ A subclass declares its routes and renders answers in its venue's own envelope. 
 serves the in-process httpx transport (:mod:`.transport`) and the loopback server (:mod:`.server`).
 
 Faults are queued in the store, so a test can inject one from its own process into a sandbox
-served by another (``runvenues``). A fault matches requests by method and path substring and is
-consumed once (``times`` to repeat). Kinds:
+served by another (``runvenues``). A fault matches requests by method and by whole path
+segments (see ``_path_matches``) and is consumed once (``times`` to repeat). Kinds:
 
 ``latency``               sleep ``seconds`` then answer normally
 ``timeout_before_accept`` never process; the caller times out
@@ -95,6 +95,15 @@ class SandboxError(Exception):
 
 
 Route = tuple[str, re.Pattern[str], Callable[..., SandboxResponse]]
+
+
+def _path_matches(fault_path: str, path: str) -> bool:
+    """Whole path segments only: "/0/private/Withdraw" must not catch ".../WithdrawInfo".
+
+    The fault path may be a suffix (a prefix such as Nord-Pay's "/v1" is then ignored) or a
+    leading part followed by more segments.
+    """
+    return path.endswith(fault_path) or f"{fault_path.rstrip('/')}/" in path
 
 
 def now_ts() -> float:
@@ -264,7 +273,7 @@ class SandboxApp:
                 continue
             if fault["method"] and fault["method"] != method:
                 continue
-            if fault["path"] and fault["path"] not in path:
+            if fault["path"] and not _path_matches(fault["path"], path):
                 continue
             key = f"{fault['id']:012d}"
             if fault["times"] <= 1:
