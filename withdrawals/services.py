@@ -536,17 +536,6 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
     Safe to call any number of times, concurrently: only the caller that moves the row from
     ``approved`` to ``submitting`` makes the venue call; every other caller returns at once.
     """
-    pending = WithdrawalRequest.objects.select_related("whitelisted_address__venue").get(
-        pk=withdrawal_id
-    )
-    drift = ""
-    if pending.state == State.APPROVED:
-        # The venue's saved key must still point to the approved address (venue call: outside
-        # the transaction). A mismatch fails the withdrawal below without calling the venue.
-        try:
-            drift = address_verify_before_submit(address=pending.whitelisted_address)
-        except VenueCheckUnavailable as exc:
-            return _defer_submission(withdrawal_id, exc.message)
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
         if withdrawal.state != State.APPROVED:
@@ -555,29 +544,22 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
         if withdrawal.whitelisted_address.state != AddressState.ACTIVE:
             _transition(withdrawal, State.FAILED, detail="Destination revoked from the whitelist.")
             return withdrawal
-        if drift:
-            _transition(withdrawal, State.FAILED, detail=f"Not sent: {drift}")
-            return withdrawal
         if quote is not None and quote.token and quote.expires_at <= timezone.now():
             _send_back_for_new_quote(withdrawal, "The venue's quote expired before submission.")
             return withdrawal
         withdrawal.submit_started_at = timezone.now()
         _transition(withdrawal, State.SUBMITTING, detail="Sending to the venue")
+    # Only the caller that won the transition gets here, so only it talks to the venue: losers
+    # make no call at all (concurrent calls on one key would also race each other's nonces).
+    # The venue's saved key must still point to the approved address; a mismatch or a failed
+    # look fails or defers the withdrawal before anything is sent.
+    try:
+        drift = address_verify_before_submit(address=withdrawal.whitelisted_address)
+    except VenueCheckUnavailable as exc:
+        return _record_submit_outcome(withdrawal.pk, "check_unavailable", message=exc.message)
+    if drift:
+        return _record_submit_outcome(withdrawal.pk, "drift", message=drift)
     return _submit_to_venue(withdrawal, quote)
-
-
-def _defer_submission(withdrawal_id: int, why: str) -> WithdrawalRequest:
-    """The destination could not be checked at the venue: stay approved, retry later."""
-    with transaction.atomic():
-        withdrawal = _lock(withdrawal_id)
-        if withdrawal.state == State.APPROVED:
-            SubmissionIntent.objects.filter(withdrawal=withdrawal).update(
-                not_before=timezone.now() + timedelta(seconds=30)
-            )
-            detail = f"Waiting to check the destination at the venue: {why}"
-            withdrawal.status_detail = detail[:500]
-            withdrawal.save(update_fields=["status_detail", "updated_at"])
-    return withdrawal
 
 
 def _submit_to_venue(withdrawal: WithdrawalRequest, quote: Quote | None) -> WithdrawalRequest:
@@ -636,6 +618,18 @@ def _record_submit_outcome(
         elif outcome == "rejected":
             intent.update(done_at=timezone.now())
             _transition(withdrawal, State.FAILED, detail=f"Venue refused: {message}")
+        elif outcome == "drift":
+            intent.update(done_at=timezone.now())
+            _transition(withdrawal, State.FAILED, detail=f"Not sent: {message}")
+        elif outcome == "check_unavailable":
+            # Nothing was sent: stay approved and look again later.
+            intent.update(not_before=timezone.now() + timedelta(seconds=30))
+            _transition(
+                withdrawal,
+                State.APPROVED,
+                detail=f"Waiting to check the destination at the venue: {message}",
+            )
+            _on_commit_enqueue("submit_withdrawal", withdrawal.pk, countdown=30)
         elif outcome == "requote":
             _send_back_for_new_quote(withdrawal, f"Venue refused the quote: {message}")
         elif outcome == "unavailable":

@@ -61,8 +61,17 @@ def _state(withdrawal: WithdrawalRequest) -> str:
     return withdrawal.state
 
 
-def _settles(withdrawal: WithdrawalRequest, final: str = State.COMPLETED) -> None:
-    wait_until(f"withdrawal #{withdrawal.pk} to reach {final}", lambda: _state(withdrawal) == final)
+def _settles(withdrawal: WithdrawalRequest, final: str = State.COMPLETED, worker=None) -> None:
+    def explain() -> str:
+        withdrawal.refresh_from_db()
+        found = f"it is {withdrawal.state}: {withdrawal.status_detail}"
+        return found + (f"\n{worker.tail()}" if worker is not None else "")
+
+    wait_until(
+        f"withdrawal #{withdrawal.pk} to reach {final}",
+        lambda: _state(withdrawal) == final,
+        log=explain,
+    )
 
 
 def test_fifty_concurrent_confirm_and_submit_make_one_venue_withdrawal(
@@ -184,7 +193,7 @@ def test_redis_down_while_approving_loses_nothing_and_submits_each_once(
         redis_control("redis-start")
 
     for withdrawal in pending:
-        _settles(withdrawal)
+        _settles(withdrawal, worker=stack["worker"])
     assert sandbox.count_withdrawals() == 3
     assert len({w.venue_reference for w in pending}) == 3
 
