@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+
 REQUESTER = "requester"
 APPROVER = "approver"
 WHITELIST_ADMIN = "whitelist_admin"
@@ -18,6 +20,13 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     WHITELIST_ADMIN: ("whitelist.govern_address", "venues.manage_venue"),
     AUDITOR: ("audit.view_everything", "whitelist.veto_address"),
 }
+
+
+def require_role(user: Any, *roles: str, message: str = "") -> None:
+    """Raise PermissionDenied unless ``user`` holds at least one of ``roles``."""
+    if not any(has_role(user, role) for role in roles):
+        names = " or ".join(role.replace("_", " ") for role in roles)
+        raise PermissionDenied(message or f"You need the {names} role for this.")
 
 
 def has_role(user: Any, role: str) -> bool:

@@ -7,6 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
@@ -30,8 +31,6 @@ class LoginView(auth_views.LoginView):
     def get_success_url(self) -> str:
         nxt = self.get_redirect_url()
         target = "accounts:verify" if user_has_device(self.request.user) else "accounts:enrol"
-        from django.urls import reverse
-
         url = reverse(target)
         return f"{url}?{urlencode({'next': nxt})}" if nxt else url
 

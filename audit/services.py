@@ -55,7 +55,7 @@ def audit_event_record(
             object_type=target._meta.model_name if target is not None else "",
             object_id=str(target.pk) if target is not None else "",
             message=message[:500],
-            data=_jsonable(data or {}),
+            data=json_safe(data or {}),
             prev_hash=head.hash,
         )
         event.hash = event_digest(prev_hash=head.hash, content=event_content(event))
@@ -65,14 +65,15 @@ def audit_event_record(
         return event
 
 
-def _jsonable(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Data fit for a JSON field: Decimal, UUID and datetime kept as their exact text."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [json_safe(v) for v in value]
     if value is None or isinstance(value, bool | int | str):
         return value
-    return str(value)  # Decimal, UUID, datetime: stored as their exact text, never as float
+    return str(value)
 
 
 def audit_chain_verify(*, record: bool = True) -> ChainCheck:
@@ -115,7 +116,7 @@ def audit_export_record(
             actor=actor,
             ip=ip,
             message=f"Exported {dataset} as {fmt.upper()}",
-            data={"dataset": dataset, "format": fmt, "filters": _jsonable(filters)},
+            data={"dataset": dataset, "format": fmt, "filters": json_safe(filters)},
         )
 
 

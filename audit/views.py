@@ -67,7 +67,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _history(request: HttpRequest, form: Any, *, whitelist_only: bool, template: str):
+def _history(request: HttpRequest, form: Any, *, whitelist_only: bool):
+    """Audit events, or only whitelist changes: one page, the same keyset pagination."""
+    template = "audit/events.html"
     filters = dict(form.cleaned_data) if form.is_valid() else {}
     filters["whitelist_only"] = whitelist_only
     qs = selectors.audit_events_filtered(filters=filters)
@@ -79,7 +81,13 @@ def _history(request: HttpRequest, form: Any, *, whitelist_only: bool, template:
     return render(
         request,
         f"{template}#rows" if request.htmx else template,
-        {"form": form, "rows": rows, "next_before": next_before, "query": query.urlencode()},
+        {
+            "form": form,
+            "rows": rows,
+            "next_before": next_before,
+            "query": query.urlencode(),
+            "whitelist_only": whitelist_only,
+        },
     )
 
 
@@ -87,14 +95,14 @@ def _history(request: HttpRequest, form: Any, *, whitelist_only: bool, template:
 @auditor_required
 def event_list(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
-    return _history(request, form, whitelist_only=False, template="audit/events.html")
+    return _history(request, form, whitelist_only=False)
 
 
 @require_GET
 @auditor_required
 def whitelist_history(request: HttpRequest) -> HttpResponse:
     form = WhitelistHistoryForm(request.GET or None)
-    return _history(request, form, whitelist_only=True, template="audit/whitelist.html")
+    return _history(request, form, whitelist_only=True)
 
 
 def _withdrawal(pk: int) -> WithdrawalRequest:

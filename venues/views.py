@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.roles import AUDITOR, WHITELIST_ADMIN, has_role
+from accounts.roles import AUDITOR, WHITELIST_ADMIN, require_role
 from accounts.utils import client_ip
 
 from . import selectors, services
@@ -15,14 +14,17 @@ from .models import Venue
 
 
 def _require_admin(request: HttpRequest) -> None:
-    if not has_role(request.user, WHITELIST_ADMIN):
-        raise PermissionDenied("Only whitelist admins manage venues.")
+    require_role(request.user, WHITELIST_ADMIN, message="Only whitelist admins manage venues.")
 
 
 @require_GET
 def venue_list(request: HttpRequest) -> HttpResponse:
-    if not (has_role(request.user, WHITELIST_ADMIN) or has_role(request.user, AUDITOR)):
-        raise PermissionDenied("Only whitelist admins and auditors see venues.")
+    require_role(
+        request.user,
+        WHITELIST_ADMIN,
+        AUDITOR,
+        message="Only whitelist admins and auditors see venues.",
+    )
     return render(request, "venues/list.html", {"venues": selectors.venues_all()})
 
 

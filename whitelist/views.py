@@ -6,14 +6,13 @@ from itertools import groupby
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.roles import APPROVER, AUDITOR, WHITELIST_ADMIN, has_role
+from accounts.roles import APPROVER, AUDITOR, WHITELIST_ADMIN, has_role, require_role
 from accounts.services import TotpRefused
 from accounts.utils import client_ip
 
@@ -25,13 +24,17 @@ DETAIL = "whitelist/detail.html"
 
 
 def _require_reader(request: HttpRequest) -> None:
-    if not any(has_role(request.user, r) for r in (WHITELIST_ADMIN, AUDITOR, APPROVER)):
-        raise PermissionDenied("Only whitelist admins, approvers and auditors see the whitelist.")
+    require_role(
+        request.user,
+        WHITELIST_ADMIN,
+        AUDITOR,
+        APPROVER,
+        message="Only whitelist admins, approvers and auditors see the whitelist.",
+    )
 
 
 def _require(request: HttpRequest, *roles: str) -> None:
-    if not any(has_role(request.user, r) for r in roles):
-        raise PermissionDenied("You may not change the whitelist.")
+    require_role(request.user, *roles, message="You may not change the whitelist.")
 
 
 def _address_or_404(pk: int) -> WhitelistedAddress:

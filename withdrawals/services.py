@@ -9,6 +9,7 @@ caller can win it, so only one venue call per withdrawal can ever be made.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -19,10 +20,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.roles import APPROVER, REQUESTER, has_role
+from accounts.roles import APPROVER, REQUESTER, require_role
 from accounts.services import totp_code_verify
 from audit.exchanges import ExchangeRecorder
-from audit.services import audit_event_record
+from audit.services import audit_event_record, json_safe
 from venues.interface import (
     Quote as VenueQuote,
 )
@@ -78,11 +79,6 @@ class Preview:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _require(user: Any, role: str) -> None:
-    if not has_role(user, role):
-        raise PermissionDenied(f"You need the {role.replace('_', ' ')} role for this.")
-
-
 def withdrawal_spec(withdrawal: WithdrawalRequest) -> WithdrawalSpec:
     return WithdrawalSpec(
         request_id=withdrawal.request_id,
@@ -99,8 +95,6 @@ def withdrawal_spec(withdrawal: WithdrawalRequest) -> WithdrawalSpec:
 def _spec_for_address(
     address: WhitelistedAddress, amount: Decimal, fee_deduct_type: str = ""
 ) -> WithdrawalSpec:
-    import uuid
-
     return WithdrawalSpec(
         request_id=uuid.uuid4(),
         asset=address.asset,
@@ -225,18 +219,8 @@ def _store_quote(*, withdrawal: WithdrawalRequest | None, quote: VenueQuote, use
         token=quote.token,
         expires_at=_quote_expiry(quote),
         shown_to=user if getattr(user, "is_authenticated", False) else None,
-        raw=_jsonable(quote.raw),
+        raw=json_safe(quote.raw),
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    return str(value)
 
 
 # --- requesting ---------------------------------------------------------------------------
@@ -246,7 +230,7 @@ def withdrawal_preview(
     *, user: Any, venue_id: Any, address_id: Any, amount: Decimal, fee_deduct_type: str = ""
 ) -> Preview:
     """The venue's quote for what the requester is typing. Saves nothing."""
-    _require(user, REQUESTER)
+    require_role(user, REQUESTER)
     venue = _enabled_venue(venue_id)
     address = _active_address(venue=venue, address_id=address_id)
     if not amount.is_finite() or amount <= 0:
@@ -273,7 +257,7 @@ def withdrawal_create(
 
     The quoted fee becomes the fee cap the approvals bind. Nothing is saved if any check fails.
     """
-    _require(requester, REQUESTER)
+    require_role(requester, REQUESTER)
     if fee_deduct_type not in {"", "INTERNAL", "EXTERNAL"}:
         raise WithdrawalError("Choose how the fee is paid.", field="fee_deduct_type")
     preview = withdrawal_preview(
@@ -326,7 +310,7 @@ def withdrawal_create(
 
 def withdrawal_quote_fresh(*, withdrawal_id: int, user: Any) -> Quote:
     """A fresh venue quote for the approver to confirm. Stored: every quote shown is evidence."""
-    _require(user, APPROVER)
+    require_role(user, APPROVER)
     withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
     if withdrawal.state != State.PENDING_APPROVAL:
         raise WithdrawalError("This withdrawal is no longer waiting for approval.")
@@ -367,7 +351,7 @@ def withdrawal_approve(
     The last approval of the quorum moves the withdrawal to ``approved``, writes the submission
     intent (outbox) in the same transaction and enqueues the submission on commit.
     """
-    _require(approver, APPROVER)
+    require_role(approver, APPROVER)
     _check_approvable(WithdrawalRequest.objects.get(pk=withdrawal_id), approver)
     # Own transaction, committed before ours: a rollback below cannot undo throttle or replay.
     step = totp_code_verify(user=approver, code=code, ip=ip, purpose="withdrawal approval")
@@ -435,7 +419,7 @@ def _confirmable_quote(withdrawal: WithdrawalRequest, quote_id: Any) -> Quote:
 def withdrawal_reject(
     *, withdrawal_id: int, approver: Any, reason: str, ip: str | None = None
 ) -> WithdrawalRequest:
-    _require(approver, APPROVER)
+    require_role(approver, APPROVER)
     reason = (reason or "").strip()
     if not reason:
         raise WithdrawalError("Give a reason for the rejection.", field="reason")
@@ -611,7 +595,7 @@ def _record_submit_outcome(
                 withdrawal,
                 State.SUBMITTED,
                 detail=f"Venue reference {reference}",
-                data={"reference": reference, "response": _jsonable(raw or {})},
+                data={"reference": reference, "response": json_safe(raw or {})},
             )
             intent.update(done_at=timezone.now())
             _on_commit_enqueue("refresh_withdrawal_status", withdrawal.pk, countdown=1)

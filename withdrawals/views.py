@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.roles import APPROVER, REQUESTER, has_role
+from accounts.roles import APPROVER, REQUESTER, has_role, require_role
 from accounts.services import TotpRefused
 from accounts.utils import client_ip
 from venues.models import Venue
@@ -28,11 +28,6 @@ def _withdrawal_or_404(request: HttpRequest, pk: int) -> WithdrawalRequest:
         return selectors.withdrawal_get_for(user=request.user, pk=pk)
     except WithdrawalRequest.DoesNotExist:
         raise Http404("No such withdrawal") from None
-
-
-def _require_role(request: HttpRequest, role: str) -> None:
-    if not has_role(request.user, role):
-        raise PermissionDenied(f"You need the {role} role for this.")
 
 
 @require_GET
@@ -70,7 +65,7 @@ def withdrawal_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def withdrawal_new(request: HttpRequest) -> HttpResponse:
-    _require_role(request, REQUESTER)
+    require_role(request.user, REQUESTER)
     form = WithdrawalForm(request.POST or None, initial={"venue": request.GET.get("venue")})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -105,7 +100,7 @@ def _addresses(venue: Any) -> list[Any]:
 @require_GET
 def withdrawal_addresses(request: HttpRequest) -> HttpResponse:
     """Partial: the active addresses of the chosen venue (and its venue-specific fields)."""
-    _require_role(request, REQUESTER)
+    require_role(request.user, REQUESTER)
     raw = request.GET.get("venue", "")
     venue = Venue.objects.filter(pk=int(raw), enabled=True).first() if raw.isdigit() else None
     return render(
@@ -118,7 +113,7 @@ def withdrawal_addresses(request: HttpRequest) -> HttpResponse:
 @require_POST
 def withdrawal_preview(request: HttpRequest) -> HttpResponse:
     """Partial: the venue's fee quote for what the requester is typing. Saves nothing."""
-    _require_role(request, REQUESTER)
+    require_role(request.user, REQUESTER)
     form = WithdrawalForm(request.POST)
     context: dict[str, Any] = {}
     form.is_valid()
@@ -183,7 +178,7 @@ def withdrawal_status(request: HttpRequest, pk: int) -> HttpResponse:
 def withdrawal_quote(request: HttpRequest, pk: int) -> HttpResponse:
     """Partial: a fresh venue quote in the approve panel (stored as evidence, hence POST)."""
     withdrawal = _withdrawal_or_404(request, pk)
-    _require_role(request, APPROVER)
+    require_role(request.user, APPROVER)
     context = _detail_context(request, withdrawal)
     try:
         quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=request.user)
@@ -198,7 +193,7 @@ def withdrawal_quote(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def withdrawal_approve(request: HttpRequest, pk: int) -> HttpResponse:
     withdrawal = _withdrawal_or_404(request, pk)
-    _require_role(request, APPROVER)
+    require_role(request.user, APPROVER)
     form = ApproveForm(request.POST)
     context = _detail_context(request, withdrawal, approve_form=form)
     if form.is_valid():
@@ -226,7 +221,7 @@ def withdrawal_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def withdrawal_reject(request: HttpRequest, pk: int) -> HttpResponse:
     withdrawal = _withdrawal_or_404(request, pk)
-    _require_role(request, APPROVER)
+    require_role(request.user, APPROVER)
     form = RejectForm(request.POST)
     if form.is_valid():
         try:
@@ -282,6 +277,4 @@ def _after_action(request: HttpRequest, withdrawal: WithdrawalRequest, note: str
 
 
 def withdrawal_url(withdrawal: WithdrawalRequest) -> str:
-    from django.urls import reverse
-
     return reverse("withdrawals:detail", kwargs={"pk": withdrawal.pk})
