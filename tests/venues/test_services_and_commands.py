@@ -89,15 +89,16 @@ def test_venue_command_add_check_update_never_prints_secrets(kind, capsys, caplo
     caplog.set_level(logging.DEBUG)
     seed = sandbox_for(kind).seed()
     creds = seed.credentials
-    args = ["--api-key", creds.api_key, "--api-secret", creds.api_secret]
+    # "--opt=value": a generated key may start with "-", which argparse would take for an option.
+    args = [f"--api-key={creds.api_key}", f"--api-secret={creds.api_secret}"]
     if creds.passphrase:
-        args += ["--passphrase", creds.passphrase]
+        args += [f"--passphrase={creds.passphrase}"]
     if creds.account:
-        args += ["--account", creds.account]
+        args += [f"--account={creds.account}"]
     if seed.options.path_prefix:
-        args += ["--path-prefix", seed.options.path_prefix]
+        args += [f"--path-prefix={seed.options.path_prefix}"]
     if seed.options.fee_deduct_type:
-        args += ["--fee-deduct-type", seed.options.fee_deduct_type]
+        args += [f"--fee-deduct-type={seed.options.fee_deduct_type}"]
     call_command(
         "venue", "add", "--kind", kind, "--name", "V1", "--base-url", f"sandbox://{kind}", *args
     )
