@@ -35,6 +35,12 @@ class VenueRejected(VenueError):
     """Permanent refusal. ``message`` is the venue's own text, verbatim."""
 
 
+class VenueAccessRefused(VenueRejected):
+    """The venue refused our credentials, permissions or source address (a rotated key, a
+    changed password, an IP whitelist). It says nothing about any withdrawal: a read refused
+    this way proves neither that a withdrawal exists nor that it does not."""
+
+
 class VenueQuoteRefused(VenueRejected):
     """The venue refused because the quote no longer holds: the fee rose above the cap, or the
     fee token / request identifier expired. The withdrawal goes back for a new quote and a new
@@ -51,6 +57,11 @@ class VenueUnavailable(VenueError):
 
 class VenueOutcomeUnknown(VenueError):
     """The request may have been accepted. Reconcile before doing anything else."""
+
+
+class VenueAmbiguous(VenueOutcomeUnknown):
+    """Several venue withdrawals could be this one and nothing documented tells them apart.
+    Only people can settle it (the "Needs attention" queue)."""
 
 
 class VenueState(enum.StrEnum):
@@ -171,6 +182,14 @@ class VenueClient(Protocol):
 
         Returns None when the venue has no trace of it: then nothing was sent and a retry is
         safe.
+        """
+        ...
+
+    def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
+        """Every venue withdrawal that carries this request's own id: the remark, the
+        instruction, the idempotency token, or a reference our submit journal recorded for it.
+
+        Never a fuzzy match. More than one entry is a duplicate payment (duplicate detection).
         """
         ...
 

@@ -90,10 +90,10 @@ class SubmitAttempt(models.Model):
     reference = models.CharField(max_length=128, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["kind", "request_id"], name="submit_attempt_once")
+        indexes = [
+            models.Index(fields=["kind", "reference"], name="submit_attempt_ref_idx"),
+            models.Index(fields=["kind", "request_id"], name="submit_attempt_request_idx"),
         ]
-        indexes = [models.Index(fields=["kind", "reference"], name="submit_attempt_ref_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.request_id} → {self.reference or '?'}"

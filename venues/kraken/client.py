@@ -316,14 +316,14 @@ class KrakenClient:
         # Remember when this request was sent, durably and before sending: find() needs it,
         # since Kraken keeps no id of ours (see find).
         journal = SubmitJournal(self.kind)
-        journal.mark_sent(spec.request_id)
+        entry = journal.mark_sent(spec.request_id)
         result = self._call("Withdraw", params, mutating=True)
         refid = result.get("refid") if isinstance(result, dict) else None
         if not refid:
             raise VenueOutcomeUnknown(
                 "Kraken answered Withdraw without a refid; it may have accepted the request."
             )
-        journal.mark_reference(spec.request_id, str(refid))
+        journal.mark_reference(spec.request_id, str(refid), entry=entry)
         return SubmitReceipt(reference=str(refid), raw=result)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
@@ -373,6 +373,18 @@ class KrakenClient:
         row = min(candidates, key=lambda c: c[0])[1]
         journal.mark_reference(spec.request_id, str(row.get("refid")))
         return self._to_status(row)
+
+    def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
+        """Rows whose refid our journal recorded for this request (one per send that got an
+        answer): Kraken keeps no id of ours, so the journal is the only exact link."""
+        references = set(SubmitJournal(self.kind).references(spec.request_id))
+        if not references:
+            return []
+        return [
+            self._to_status(row)
+            for row in self._rows(spec.asset)
+            if str(row.get("refid")) in references
+        ]
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         result = self._call(

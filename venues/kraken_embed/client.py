@@ -200,6 +200,10 @@ class KrakenEmbedClient:
         row = self._search(lambda tx: tx.get("idempotency_token") == token)
         return self._status_of(row) if row is not None else None
 
+    def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
+        found = self.find(spec)
+        return [found] if found is not None else []
+
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         raise NotImplementedError("Kraken Embed documents no withdrawal cancel")
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
@@ -333,7 +334,8 @@ class KucoinClient:
             raw=data,
         )
 
-    def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
+    def _remarked(self, spec: WithdrawalSpec) -> Iterator[dict[str, Any]]:
+        """History items whose ``remark`` is our request id, over every page."""
         remark = str(spec.request_id)
         page = 1
         while True:
@@ -346,13 +348,21 @@ class KucoinClient:
                 },
             )
             for item in data.get("items") or []:
-                if item.get("remark") == remark:
-                    # History items carry no failure reason: only the detail tells a cancelled
-                    # FAILURE from a failed one.
-                    return self.status(spec, reference=str(item["id"]))
+                if isinstance(item, dict) and item.get("remark") == remark:
+                    yield item
             if page >= int(data.get("totalPage") or 0):
-                return None
+                return
             page += 1
+
+    def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
+        for item in self._remarked(spec):
+            # History items carry no failure reason: only the detail tells a cancelled
+            # FAILURE from a failed one.
+            return self.status(spec, reference=str(item["id"]))
+        return None
+
+    def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
+        return [self.status(spec, reference=str(item["id"])) for item in self._remarked(spec)]
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         """Cancel a PROCESSING withdrawal; any refusal raises with KuCoin's own message."""

@@ -214,7 +214,7 @@ class NordPayClient:
             )
         currency, _ = self._currency(spec)
         self._check_quote_binds(spec, quote, currency)
-        self._journal.mark_sent(spec.request_id)
+        entry = self._journal.mark_sent(spec.request_id)
         data = self._call(
             "POST", "/balance/withdraw/confirm", body={"identifier": quote.token}, mutating=True
         )
@@ -223,7 +223,7 @@ class NordPayClient:
             raise VenueOutcomeUnknown(
                 "Nord-Pay answered the confirm without a withdrawal id; it may have accepted it"
             )
-        self._journal.mark_reference(spec.request_id, str(reference))
+        self._journal.mark_reference(spec.request_id, str(reference), entry=entry)
         return SubmitReceipt(reference=str(reference), raw=data)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
@@ -258,6 +258,17 @@ class NordPayClient:
                 self._journal.mark_reference(spec.request_id, str(item["id"]))
                 return self._status(item)
         return None
+
+    def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
+        references = set(self._journal.references(spec.request_id))
+        if not references:
+            return []
+        currency, _ = self._currency(spec)
+        return [
+            self._status(item)
+            for item in self._history(currency)
+            if str(item.get("id")) in references
+        ]
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         raise NotImplementedError("Nord-Pay documents no way to cancel a withdrawal")

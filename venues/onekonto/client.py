@@ -230,6 +230,13 @@ class OneKontoClient:
                 )
         return self._to_status(matches[0]) if matches else None
 
+    def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
+        wanted = instruction_for(spec)
+        items = self._query({"network": spec.network, "type": "blockchain", "max": FIND_WINDOW})
+        return [
+            self._to_status(item) for item in items if wanted in (item.get("instructions") or [])
+        ]
+
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         raise NotImplementedError("1Konto documents no way to cancel a withdraw request")
 
