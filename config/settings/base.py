@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "venues",
     "whitelist",
     "withdrawals",
+    # Demo-only commands (seed_demo, demo_totp, runvenues); production removes it.
+    "demo",
 ]
 
 MIDDLEWARE = [

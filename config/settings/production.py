@@ -40,6 +40,9 @@ def required_list(name: str) -> list[str]:
     return [item.strip() for item in required(name).split(",") if item.strip()]
 
 
+# The demo app creates users with public passwords and serves sandboxes: never in production.
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "demo"]  # noqa: F405
+
 SECRET_KEY = required("SECRET_KEY")
 CREDENTIALS_KEY = required("COUNTERSIGN_CREDENTIALS_KEY")
 AUDIT_HMAC_KEY = required("COUNTERSIGN_AUDIT_KEY")
