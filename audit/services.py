@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from .chain import GENESIS, chain_walk, event_content, event_digest
@@ -76,6 +76,16 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def _snapshot_isolation() -> None:
+    """Make the head and the events one snapshot. Under PostgreSQL's default READ COMMITTED each
+    statement sees the latest commits, so an append between reading the head and walking the
+    events looked like a chain whose tail had been cut. Call first in the outermost atomic block;
+    nested in another transaction (a test's), that transaction's snapshot rules instead."""
+    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def audit_chain_verify(*, record: bool = True) -> ChainCheck:
     """Walk the whole chain and, when ``record``, store the outcome for the dashboard.
 
@@ -83,6 +93,7 @@ def audit_chain_verify(*, record: bool = True) -> ChainCheck:
     so appends made during the walk cannot look like a broken tail.
     """
     with transaction.atomic():
+        _snapshot_isolation()
         head = AuditChainHead.objects.filter(id=1).first()
         events = (
             AuditEvent.objects.order_by("seq")
