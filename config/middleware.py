@@ -1,0 +1,88 @@
+"""Request plumbing that every app relies on but none owns: the client's address behind a
+proxy, and no caching of what a signed-in person sees."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(entries: list[str]) -> list[Network]:
+    """Parse TRUSTED_PROXIES (addresses or CIDR blocks); a typo stops start-up, not a request."""
+    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
+
+
+def _address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+
+
+def client_address(*, remote_addr: str, forwarded_for: str, trusted: list[Network]) -> str | None:
+    """The address of the person, not of our proxy.
+
+    Only a peer that is one of our proxies may speak for someone else. Its X-Forwarded-For is
+    read from the right: entries our own proxies appended come last, and the first one that is
+    not a proxy of ours is the client. Anything to its left was sent by the client and may be
+    forged. When the header is missing or unreadable we keep the proxy's address rather than
+    guess.
+    """
+    peer = _address(remote_addr)
+    if peer is None:
+        return remote_addr or None
+    if not any(peer in net for net in trusted):
+        return str(peer)
+    hops = [hop for hop in forwarded_for.split(",") if hop.strip()]
+    client = peer
+    for raw in reversed(hops):
+        hop = _address(raw)
+        if hop is None:
+            break
+        client = hop
+        if not any(hop in net for net in trusted):
+            break
+    return str(client)
+
+
+class TrustedProxyMiddleware:
+    """Rewrite REMOTE_ADDR to the client's address, so every reader of it (audit events,
+    approvals, sign-in throttles) records the person and not the proxy in front of gunicorn."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.trusted = trusted_networks(settings.TRUSTED_PROXIES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.trusted:
+            address = client_address(
+                remote_addr=request.META.get("REMOTE_ADDR", ""),
+                forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""),
+                trusted=self.trusted,
+            )
+            if address:
+                request.META["REMOTE_ADDR"] = address
+        return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every page and export Django renders.
+
+    They show balances, addresses and approvals: neither the browser's back button on a shared
+    machine nor a proxy may keep a copy. Static files are served before this runs (whitenoise)
+    and stay cacheable.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        add_never_cache_headers(response)
+        return response
