@@ -168,6 +168,10 @@ class VenueClient(Protocol):
     supports_saved_addresses: ClassVar[bool]
     supports_quote: ClassVar[bool]
     idempotent_submit: ClassVar[bool]
+    # The submit carries a fee bound the venue enforces (Kraken max_fee, Kraken Embed fee_token,
+    # Nord-Pay identifier). Without one (KuCoin, 1Konto) the fee is quoted again right before
+    # the send and checked against the approved cap.
+    supports_fee_cap: ClassVar[bool]
 
     def quote(self, spec: WithdrawalSpec) -> Quote: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from django.conf import settings
 
+from .deadline import DeadlineTransport
 from .interface import VenueClient, VenueCredentials, VenueSettings
 from .nonces import DatabaseNonceSource
 from .sandbox.app import SandboxApp
@@ -68,17 +70,21 @@ def build_client(
     options: VenueSettings | None = None,
     timeout: float | None = None,
     exchange_log: ExchangeLog | None = None,
+    deadline: datetime | None = None,
 ) -> VenueClient:
     """A client for one venue account. ``sandbox://`` base URLs run the sandbox in-process.
 
     ``exchange_log`` is called with each request (response None), then with the request and
     its read response, so a withdrawal's evidence can keep what was said to the venue.
+    ``deadline``: no request starts after it, and none reads on long past it (venues.deadline).
     """
     if base_url.startswith(SANDBOX_SCHEME):
         transport: httpx.BaseTransport | None = InProcessTransport(sandbox_for(kind))
         base_url = "http://sandbox.invalid"
     else:
         transport = None
+    if deadline is not None:
+        transport = DeadlineTransport(transport or httpx.HTTPTransport(), deadline)
     http = httpx.Client(
         base_url=base_url,
         transport=transport,
@@ -105,11 +111,17 @@ def _exchange_hooks(exchange_log: ExchangeLog) -> dict[str, list[Callable[..., N
     return {"request": [on_request], "response": [on_response]}
 
 
-def client_for(venue: Venue, *, exchange_log: ExchangeLog | None = None) -> VenueClient:
+def client_for(
+    venue: Venue,
+    *,
+    exchange_log: ExchangeLog | None = None,
+    deadline: datetime | None = None,
+) -> VenueClient:
     return build_client(
         kind=venue.kind,
         base_url=venue.base_url,
         credentials=venue.credentials,
         options=venue.options,
         exchange_log=exchange_log,
+        deadline=deadline,
     )
