@@ -20,9 +20,22 @@ SECRET_HEADERS = frozenset(
 )
 SECRET_HEADER_PREFIXES = ("kc-api-",)
 # Body keys whose value is a credential wherever they appear (1Konto's login answers a bearer
-# "token"; Kraken Embed's fee_token and idempotency_token are evidence, not secrets).
+# "token" and takes the login "user" with the password; Kraken Embed's fee_token and
+# idempotency_token are evidence, not secrets).
 SECRET_KEYS = frozenset(
-    {"token", "access_token", "refresh_token", "jwt", "api_key", "apikey", "signature", "sign"}
+    {
+        "token",
+        "access_token",
+        "refresh_token",
+        "jwt",
+        "api_key",
+        "apikey",
+        "signature",
+        "sign",
+        "user",
+        "username",
+        "login",
+    }
 )
 SECRET_KEY_PARTS = ("password", "secret", "passphrase")
 MAX_BODY = 20_000

@@ -22,6 +22,9 @@ class AddressFormatError(ValueError):
         self.field = field
 
 
+# A destination tag as the ledger takes it: up to 10 ASCII digits (range checked separately).
+XRP_TAG = re.compile(r"[0-9]{1,10}")
+
 # Venues spell networks their own way (Kraken "Ethereum", KuCoin "eth", Nord-Pay "BSC").
 NETWORK_FAMILIES: dict[str, frozenset[str]] = {
     "bitcoin": frozenset({"bitcoin", "btc", "bech32", "segwit", "bitcoin (segwit)"}),
@@ -304,7 +307,9 @@ def _memo_check(family: str, memo: str) -> None:
             raise AddressFormatError(
                 "XRP needs a destination tag: without it the venue credits nobody.", field="memo"
             )
-        if not memo.isdigit() or int(memo) > 2**32 - 1:
+        # ASCII digits only: str.isdigit() also accepts "²", Arabic-Indic and full-width digits,
+        # which int() either refuses or silently turns into a different tag than the one shown.
+        if not XRP_TAG.fullmatch(memo) or int(memo) > 2**32 - 1:
             raise AddressFormatError(
                 "An XRP destination tag is a whole number up to 4294967295.", field="memo"
             )

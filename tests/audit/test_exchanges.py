@@ -51,9 +51,8 @@ def test_no_credential_survives_in_a_recorded_exchange(kind):
         client.close()
     assert recorder.exchanges, kind
     stored = json.dumps(recorder.exchanges, default=str)
-    secrets = [creds.api_secret, password_hash(creds.api_secret)]
-    if kind != "onekonto":  # 1Konto's "key" is the login name, not a secret
-        secrets.append(creds.api_key)
+    # For 1Konto the "key" is the login user: half of the credential, so redacted as well.
+    secrets = [creds.api_secret, password_hash(creds.api_secret), creds.api_key]
     if creds.passphrase:
         secrets.append(creds.passphrase)
     for secret in secrets:
@@ -92,7 +91,7 @@ def test_body_redaction_keeps_evidence_and_drops_secrets():
     )
     clean = json.loads(redact_body(body.encode(), "application/json"))
     assert clean == {
-        "user": "u",
+        "user": REDACTED,  # 1Konto's login user is half of its credential
         "password": REDACTED,
         "nested": {"api_secret": REDACTED, "fee_token": "ft"},
     }

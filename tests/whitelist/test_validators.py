@@ -75,6 +75,23 @@ def test_valid_addresses(network, address, memo):
         ("Tron", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", "", "address", "0x41"),
         ("Ripple", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "", "memo", "destination tag"),
         ("Ripple", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "abc", "memo", "whole number"),
+        # Unicode digits: "²" made int() raise (a 500), Arabic-Indic and full-width passed.
+        ("Ripple", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "²", "memo", "whole number"),
+        (
+            "Ripple",
+            "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh",
+            "\u0661\u0662\u0663",
+            "memo",
+            "whole number",
+        ),
+        (
+            "Ripple",
+            "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh",
+            "\uff11\uff12\uff13",
+            "memo",
+            "whole number",
+        ),
+        ("Ripple", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "4294967296", "memo", "whole number"),
         ("Ripple", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTi", "1", "address", "XRP"),
         ("Stellar", "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7", "", "memo", "memo"),
         ("Stellar", "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN6", "m", "address", ""),
