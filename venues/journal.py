@@ -41,6 +41,17 @@ class SubmitJournal:
         if entry is not None:
             rows.filter(pk=entry).update(reference=str(reference))
 
+    def mark_found(self, request_id: UUID, reference: str) -> None:
+        """People established that the venue holds this request as ``reference``: keep the link
+        so later reads (status, duplicate detection) know it, sent moment unknown (now)."""
+        if not self.references(request_id).count(str(reference)):
+            SubmitAttempt.objects.create(
+                kind=self.kind,
+                request_id=request_id,
+                sent_at=timezone.now(),
+                reference=str(reference),
+            )
+
     def sent_times(self, request_id: UUID) -> list[datetime]:
         return list(
             SubmitAttempt.objects.filter(kind=self.kind, request_id=request_id)
