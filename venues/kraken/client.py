@@ -3,7 +3,12 @@
 Every call is a signed ``POST /0/private/<Call>`` with a form-urlencoded body that starts with
 ``nonce=``; answers are HTTP 200 ``{"error": [...], "result": ...}``, a non-empty ``error``
 meaning failure. ``Withdraw`` takes no client id, so reconciliation (:meth:`KrakenClient.find`)
-can only match on asset, saved key, amount and time (see there).
+reads the refid our submit journal recorded, else matches on asset, amount, fee, time and the
+destination address as Kraken prints it (see there).
+
+Every call on one key takes its turn (:func:`venues.budget.key_turn`: the nonce of NOTES §1.2
+must arrive in order) and is counted against the key's call budget (NOTES §1.3), spent in
+order of importance (:class:`venues.budget.Purpose`).
 """
 
 from __future__ import annotations
@@ -12,18 +17,23 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
+from django.conf import settings
 
+from ..budget import BudgetRule, CallBudget, Purpose, key_turn
 from ..http import amount_str, retry_after, send, server_error
 from ..interface import (
     Quote,
     SavedAddress,
     SubmitReceipt,
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueError,
     VenueOutcomeUnknown,
@@ -77,6 +87,14 @@ DEFAULT_PRECISION = 8
 # Rate limits (NOTES §1.3): Kraken answers HTTP 200 with no Retry-After; one counter unit decays
 # in 1 / 0.33 s on the Starter tier, the slowest one, so that is how long the next call waits.
 STARTER_DECAY_PER_SECOND = 0.33
+# The call counter per tier (NOTES §1.3). settings.VENUE_KRAKEN_RATE_TIER names the key's tier
+# (default: the slowest, so a key on a faster one merely has headroom to spare); "" turns our
+# budget off, for accounts without a counter (benchmarks).
+RATE_TIERS: dict[str, BudgetRule] = {
+    "starter": BudgetRule(capacity=15, decay_per_second=STARTER_DECAY_PER_SECOND),
+    "intermediate": BudgetRule(capacity=20, decay_per_second=0.5),
+    "pro": BudgetRule(capacity=20, decay_per_second=1.0),
+}
 RATE_LIMIT_RETRY_SECONDS = round(1 / STARTER_DECAY_PER_SECOND, 2)
 THROTTLED_PREFIX = "EService: Throttled:"
 
@@ -88,9 +106,14 @@ ERROR_OUTCOMES: dict[str, type[VenueError]] = {
     "EService:Unavailable": VenueUnavailable,
     "EService:Busy": VenueUnavailable,
     "EGeneral:Temporary lockout": VenueUnavailable,
-    "EAPI:Invalid key": VenueRejected,
-    "EAPI:Invalid signature": VenueRejected,
-    "EGeneral:Permission denied": VenueRejected,
+    # Our credentials or permissions were refused: nothing about any withdrawal follows.
+    "EAPI:Invalid key": VenueAccessRefused,
+    "EAPI:Invalid signature": VenueAccessRefused,
+    "EGeneral:Permission denied": VenueAccessRefused,
+    # "Unexpected server-side error; retry with backoff" (Kraken's catalogue, NOTES §7): after
+    # a Withdraw it may have been processed, so it is never a refusal.
+    "EGeneral:Internal error": VenueOutcomeUnknown,
+    "EDatabase:Internal error": VenueOutcomeUnknown,
     "EGeneral:Invalid arguments": VenueRejected,
     "EFunding:Unknown withdraw key": VenueRejected,
     "EFunding:Invalid amount": VenueRejected,
@@ -140,12 +163,24 @@ def error_outcome(error: str, *, mutating: bool) -> VenueError:
     if outcome is VenueUnavailable:
         wait = RATE_LIMIT_RETRY_SECONDS if base == "EAPI:Rate limit exceeded" else None
         return VenueUnavailable(error, code=error, retry_after=wait)
-    if outcome is None and error.startswith("EService:"):
-        # An undocumented service error (e.g. a deadline elapsed) may come after processing.
+    server_side = outcome is VenueOutcomeUnknown
+    if server_side or (outcome is None and error.startswith("EService:")):
+        # Server-side trouble (and an undocumented service error, e.g. a deadline elapsed) may
+        # come after processing: unknown after a mutating call, merely unavailable after a read.
         if mutating:
             return VenueOutcomeUnknown(error + "; it may have accepted the request", code=error)
         return VenueUnavailable(error, code=error)
     return (outcome or VenueRejected)(error, code=error)
+
+
+_EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def canonical_address(address: str) -> str:
+    """An address in its network's canonical form: EVM addresses (hex, case only a checksum)
+    in lower case, as Kraken prints them; every other form is case-sensitive and kept."""
+    address = address.strip()
+    return address.lower() if _EVM_ADDRESS.fullmatch(address) else address
 
 
 def state_of(status: str, prop: str = "") -> VenueState:
@@ -173,6 +208,7 @@ class KrakenClient:
     supports_saved_addresses: ClassVar[bool] = True
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = False
+    supports_fee_cap: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -181,12 +217,16 @@ class KrakenClient:
         credentials: VenueCredentials,
         options: VenueSettings,  # nothing Kraken-specific to configure
         nonces: DatabaseNonceSource,
+        purpose: Purpose | None = None,
     ) -> None:
         self._http = http
         self._api_key = credentials.api_key
         self._secret = credentials.api_secret
         self._nonces = nonces
         self._nonce_scope = nonce_scope(self.kind, credentials.api_key)
+        self._purpose = purpose
+        tier = getattr(settings, "VENUE_KRAKEN_RATE_TIER", "starter")
+        self._budget = CallBudget(self._nonce_scope, RATE_TIERS[tier]) if tier else None
 
     def __repr__(self) -> str:  # never let a key or secret reach a log through repr()
         return f"<KrakenClient {self._http.base_url}>"
@@ -195,13 +235,22 @@ class KrakenClient:
 
     def _call(self, call: str, params: dict[str, str], *, mutating: bool) -> Any:
         """One signed POST; returns ``result`` or raises the outcome Kraken's answer implies."""
+        with key_turn(self._nonce_scope):
+            if self._budget is not None:
+                # A withdrawal or cancel is never held back behind the reads that led to it.
+                ranked = mutating and self._purpose is not None
+                self._budget.spend(1, Purpose.SUBMIT if ranked else self._purpose)
+            response = self._send(call, params, mutating=mutating)
+        return self._result(call, response, mutating=mutating)
+
+    def _send(self, call: str, params: dict[str, str], *, mutating: bool) -> httpx.Response:
         path = API_PREFIX + call
         nonce = self._nonces.next(self._nonce_scope)
         body = urlencode({"nonce": str(nonce), **params}).encode()
         try:
             signature = sign(path, nonce, body, self._secret)
         except (binascii.Error, ValueError) as exc:
-            raise VenueRejected("The Kraken API secret is not valid base64.") from exc
+            raise VenueAccessRefused("The Kraken API secret is not valid base64.") from exc
         request = self._http.build_request(
             "POST",
             path,
@@ -212,7 +261,9 @@ class KrakenClient:
                 "Content-Type": FORM_CONTENT_TYPE,
             },
         )
-        response = send(self._http, request, mutating=mutating)
+        return send(self._http, request, mutating=mutating)
+
+    def _result(self, call: str, response: httpx.Response, *, mutating: bool) -> Any:
         if response.status_code >= 500 or response.status_code == 408:
             server_error(response, mutating=mutating, message=f"Kraken {call}: HTTP error")
         if response.status_code == 429:
@@ -236,6 +287,8 @@ class KrakenClient:
         # "W..." entries are warnings (NOTES §1.4); only "E..." entries mean failure.
         errors = [e for e in payload.get("error") or [] if not str(e).startswith("W")]
         if errors:
+            if str(errors[0]) == "EAPI:Rate limit exceeded" and self._budget is not None:
+                self._budget.exhausted()  # Kraken counts calls we did not see: trust its count
             raise error_outcome(str(errors[0]), mutating=mutating)
         if not response.is_success:
             raise VenueRejected(
@@ -262,8 +315,11 @@ class KrakenClient:
             )
         return text
 
-    def _rows(self, asset: str) -> list[dict[str, Any]]:
-        result = self._call("WithdrawStatus", {"asset": asset}, mutating=False)
+    def _rows(self, asset: str, *, start: int | None = None) -> list[dict[str, Any]]:
+        params = {"asset": asset}
+        if start is not None:
+            params["start"] = str(start)  # bounds the 500 rows to the time we care about
+        result = self._call("WithdrawStatus", params, mutating=False)
         if not isinstance(result, list):
             raise VenueUnavailable("Kraken answered WithdrawStatus in an unexpected shape.")
         return [row for row in result if isinstance(row, dict)]
@@ -336,43 +392,62 @@ class KrakenClient:
     def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
         """The WithdrawStatus row that is this withdrawal, or None if Kraken has no trace.
 
-        Kraken's Withdraw carries no id of ours, so the closest documented match is a row with
-        the same asset (the query), the same saved key (``key``, or ``info`` == address) and the
-        same amount (rows show the net ``amount``; ``amount + fee`` is what we asked for),
-        created near the moment submit() recorded before sending. A request we never tried to
-        send has no such moment and so no trace. Ambiguity left: two identical withdrawals sent
-        within the window of each other cannot be told apart; the row closest in time wins.
+        Kraken's Withdraw carries no id of ours. The refid recorded when Kraken answered the
+        submission is the exact link. Without it (the answer was lost) the documented row
+        fields are all there is (no ``key``: NOTES §1.5, §7): the same asset (the query), the
+        same gross amount (rows show the net ``amount`` and the ``fee``), a ``time`` near one
+        of our recorded sends, and ``info`` equal to the destination in its canonical form
+        (EVM addresses compared in lower case). Rows our journal gives to another withdrawal
+        are never taken. Two or more rows left cannot be told apart: :class:`VenueAmbiguous`.
+        A request we never tried to send has no recorded send and so no trace.
         """
         journal = SubmitJournal(self.kind)
-        sent_at = journal.sent_at(spec.request_id)
-        if sent_at is None:
+        sent = journal.sent_times(spec.request_id)
+        if not sent:
             return None
         reference = journal.reference(spec.request_id)
         if reference:
             return self.status(spec, reference=reference)
-        attempted = sent_at.timestamp()
-        candidates: list[tuple[float, dict[str, Any]]] = []
-        for row in self._rows(spec.asset):
-            same_destination = (spec.venue_key and row.get("key") == spec.venue_key) or row.get(
-                "info"
-            ) == spec.address
-            if not same_destination:
+        sent_ts = [moment.timestamp() for moment in sent]
+        since = int(min(sent_ts) - RECONCILE_WINDOW_SECONDS)
+        destination = canonical_address(spec.address)
+        candidates = []
+        for row in self._rows(spec.asset, start=since):
+            if canonical_address(str(row.get("info", ""))) != destination:
                 continue
             gross = _decimal(row.get("amount", "0"), "amount") + _decimal(
                 row.get("fee", "0"), "fee"
             )
-            distance = abs(float(row.get("time", 0)) - attempted)
-            if gross == spec.amount and distance <= RECONCILE_WINDOW_SECONDS:
-                candidates.append((distance, row))
+            moment = float(_decimal(row.get("time", 0), "time"))
+            near = any(abs(moment - ts) <= RECONCILE_WINDOW_SECONDS for ts in sent_ts)
+            if gross == spec.amount and near:
+                candidates.append(row)
         claimed = journal.claimed_by_others(
-            spec.request_id, [str(row.get("refid")) for _, row in candidates]
+            spec.request_id, [str(row.get("refid")) for row in candidates]
         )
-        candidates = [c for c in candidates if str(c[1].get("refid")) not in claimed]
+        candidates = [row for row in candidates if str(row.get("refid")) not in claimed]
+        if len(candidates) > 1:
+            refids = ", ".join(str(row.get("refid")) for row in candidates)
+            raise VenueAmbiguous(
+                f"{len(candidates)} Kraken withdrawals ({refids}) match {spec.amount} "
+                f"{spec.asset} to {spec.address} near our submission; people must decide"
+            )
         if not candidates:
             return None
-        row = min(candidates, key=lambda c: c[0])[1]
+        row = candidates[0]
         journal.mark_reference(spec.request_id, str(row.get("refid")))
         return self._to_status(row)
+
+    def statuses(self, asset: str, references: list[str]) -> dict[str, VenueStatus]:
+        """The status of many withdrawals of one asset from one WithdrawStatus call (status
+        refresh, batched: one unit of the call budget however many are pending). References
+        Kraken does not list (yet) are missing from the answer."""
+        wanted = set(references)
+        return {
+            str(row.get("refid")): self._to_status(row)
+            for row in self._rows(asset)
+            if str(row.get("refid")) in wanted
+        }
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
         """Rows whose refid our journal recorded for this request (one per send that got an

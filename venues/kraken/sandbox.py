@@ -1,11 +1,27 @@
 """An emulator of Kraken's spot funding API (NOTES.md §1, kraken-spot-funding-via-api.txt).
 
-Faithful where the docs speak: signed ``POST /0/private/<Call>`` (form or JSON body holding the
-nonce), HTTP 200 ``{"error": [...], "result": ...}``, the documented error strings, a per-key
-nonce that must always increase (nonce window 0, as NOTES §1.2 recommends for withdrawal keys),
-the call counter of NOTES §1.3, saved withdrawal keys, net amounts in WithdrawStatus rows.
+Documented, and emulated as documented:
 
-Sandbox assumptions where the docs are silent, each marked "assumption" below.
+* signed ``POST /0/private/<Call>`` (form or JSON body holding the nonce), HTTP 200
+  ``{"error": [...], "result": ...}`` and the error strings of NOTES §1.1-1.4;
+* a per-key nonce that must always increase (nonce window 0, as NOTES §1.2 recommends for
+  withdrawal keys) and the call counter of NOTES §1.3 (starter tier by default);
+* saved withdrawal keys (``WithdrawAddresses``, NOTES §1.5), ``WithdrawInfo``'s
+  ``method/limit/amount/fee`` (funding page example), ``Withdraw`` answering ``refid``, the
+  ``address`` check and ``max_fee`` (NOTES §1.5);
+* ``WithdrawStatus`` rows with exactly the funding page's fields (``method, aclass, asset,
+  refid, txid, info, amount, fee, time, status`` and ``status-prop`` when set): **no ``key``**
+  (NOTES §1.5 and §7), the net ``amount`` (funding page: 100 requested, ``amount`` 96, ``fee``
+  4), and ``info`` printing an EVM address in lower case, as Kraken's own examples do
+  (``0xc2ed79...``, NOTES §1.5). At most 500 rows of the past 90 days (python-kraken-sdk).
+
+Modes (``set_mode``), where the documents are silent; the default is the least convenient:
+
+``history_order``  ``oldest_first`` (default) or ``newest_first``: the order of
+                   ``WithdrawStatus`` rows; no document states it.
+
+Other sandbox choices, marked "assumption" below: per-asset precision, a flat fee per method,
+every unusable amount answering ``EFunding:Invalid amount``, an immediate cancel.
 """
 
 from __future__ import annotations
@@ -111,11 +127,21 @@ def new_refid() -> str:
     )
 
 
+def _printed_address(address: str) -> str:
+    """An address as Kraken prints it in ``info``: EVM addresses in lower case (NOTES §1.5)."""
+    return address.lower() if address.lower().startswith("0x") else address
+
+
 class KrakenSandbox(SandboxApp):
     kind: ClassVar[str] = "kraken"
     QUOTE_PATH: ClassVar[str] = "/0/private/WithdrawInfo"
     # A path substring: it also matches WithdrawInfo/Status/...; tests inject right before submit.
     SUBMIT_PATH: ClassVar[str] = "/0/private/Withdraw"
+    HISTORY_PATH: ClassVar[str] = "/0/private/WithdrawStatus"
+    STATUS_PATH: ClassVar[str] = "/0/private/WithdrawStatus"
+    MODES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "history_order": ("oldest_first", "newest_first"),
+    }
     # Every documented error that can answer Withdraw (NOTES §1.4, the funding page).
     DOCUMENTED_ERRORS: ClassVar[dict[str, str]] = {
         "EAPI:Invalid key": "VenueRejected",
@@ -376,9 +402,11 @@ class KrakenSandbox(SandboxApp):
             raise SandboxError("EGeneral:Invalid arguments") from exc
         with self.store.tx() as tx:
             docs = self.withdrawals(tx, key)
+            if self.mode_in(tx, "history_order") == "newest_first":
+                docs.reverse()
         rows = [
             self._row(d)
-            for d in reversed(docs)  # newest first
+            for d in docs
             if (not asset or d["asset"] == asset)
             and (not params.get("method") or d["method"] == params["method"])
             and start <= d["created_at"] <= end
@@ -394,12 +422,11 @@ class KrakenSandbox(SandboxApp):
             "asset": doc["asset"],
             "refid": doc["reference"],
             "txid": doc["txid"],
-            "info": doc["info"],
+            "info": _printed_address(doc["info"]),
             "amount": fmt(dec(doc["debited"]) - fee),  # net, as in the docs' example
             "fee": fmt(fee),
             "time": int(doc["created_at"]),
             "status": doc["status"],
-            "key": doc["key"],
         }
         if doc["status_prop"]:
             row["status-prop"] = doc["status_prop"]

@@ -14,6 +14,11 @@ segments (see ``_path_matches``) and is consumed once (``times`` to repeat). Kin
 ``rate_limit``            the venue's own rate-limit answer, with ``retry_after``
 ``error``                 the venue's documented error ``error`` (a string the subclass renders)
 ``settle_failure``        the next withdrawal created settles as failed instead of succeeding
+
+Modes: where a venue's documents are silent, a sandbox offers every plausible reading as a
+named mode (``MODES``: name -> allowed values, the first being the default and the least
+convenient one for a client). ``set_mode`` switches one for the whole sandbox, so a test can
+run a client against each reading; each sandbox's docstring says where each mode comes from.
 """
 
 from __future__ import annotations
@@ -129,6 +134,14 @@ class SandboxApp:
     # Path substrings of the venue's calls, so tests can aim faults at one of them.
     QUOTE_PATH: ClassVar[str] = ""
     SUBMIT_PATH: ClassVar[str] = ""
+    # Path of the history read reconciliation uses, and of the status read of one withdrawal
+    # (the same path where the venue has no separate one), so tests can aim faults at them.
+    HISTORY_PATH: ClassVar[str] = ""
+    STATUS_PATH: ClassVar[str] = ""
+    # Path of the login call, for venues that log in before anything else ("" if none).
+    LOGIN_PATH: ClassVar[str] = ""
+    # Undocumented behaviours: mode name -> its readings, the least convenient (default) first.
+    MODES: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, store: SandboxStore, *, settle_seconds: float = 0.0) -> None:
         self.store = store
@@ -161,6 +174,24 @@ class SandboxApp:
     def settle(self, withdrawal: dict[str, Any], *, failed: bool) -> None:
         """Move a withdrawal document to its final venue status (in place)."""
         raise NotImplementedError
+
+    # --- modes ----------------------------------------------------------------------------
+
+    def set_mode(self, name: str, value: str) -> None:
+        """Switch the reading of one undocumented behaviour (see ``MODES``)."""
+        if value not in self.MODES.get(name, ()):
+            raise ValueError(f"{self.kind} has no mode {name}={value!r}")
+        with self.store.tx() as tx:
+            tx.put(self._c("modes"), name, {"value": value})
+
+    def mode(self, name: str) -> str:
+        with self.store.tx() as tx:
+            return self.mode_in(tx, name)
+
+    def mode_in(self, tx: StoreTx, name: str) -> str:
+        """The current reading of ``name`` within an open store transaction."""
+        doc = tx.get(self._c("modes"), name)
+        return doc["value"] if doc else self.MODES[name][0]
 
     # --- accounts -------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ import pytest
 
 from venues.interface import (
     Quote,
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueOutcomeUnknown,
     VenueQuoteRefused,
@@ -30,6 +32,7 @@ from venues.kraken.client import (
     sign,
     state_of,
 )
+from venues.journal import SubmitJournal
 from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
 from venues.registry import build_client, sandbox_for
@@ -121,12 +124,38 @@ def test_status_prop_refines_the_status(status, prop, state):
     assert state_of(status, prop) == state
 
 
-@pytest.mark.parametrize(("error", "outcome"), sorted(ERROR_OUTCOMES.items()))
+@pytest.mark.parametrize(("error", "outcome"), sorted(ERROR_OUTCOMES.items(), key=str))
 def test_every_documented_error_has_one_outcome(error, outcome):
     for mutating in (True, False):
         raised = error_outcome(error, mutating=mutating)
-        assert type(raised) is outcome
-        assert raised.message == error
+        # Server-side trouble after a read proves nothing was done: merely unavailable.
+        expected = VenueUnavailable if outcome is VenueOutcomeUnknown and not mutating else outcome
+        assert type(raised) is expected
+        assert raised.message.startswith(error)
+
+
+@pytest.mark.parametrize("error", ["EGeneral:Internal error", "EDatabase:Internal error"])
+def test_internal_error_after_a_withdraw_is_outcome_unknown(seed, error):
+    """Kraken's catalogue: "Unexpected server-side error; retry with backoff" (NOTES §7)."""
+    client = _mock_client(seed, lambda r: httpx.Response(200, json={"error": [error]}))
+    with pytest.raises(VenueOutcomeUnknown):
+        client.submit(spec_for(seed), quote=None)
+    with pytest.raises(VenueUnavailable):
+        client.quote(spec_for(seed))
+
+
+@pytest.mark.parametrize(
+    "error", ["EAPI:Invalid key", "EAPI:Invalid signature", "EGeneral:Permission denied"]
+)
+def test_refused_credentials_are_access_refused_on_every_call(seed, error):
+    client = _mock_client(seed, lambda r: httpx.Response(200, json={"error": [error]}))
+    for call in (
+        lambda: client.submit(spec_for(seed), quote=None),
+        lambda: client.status(spec_for(seed), reference="FTQcuak-V6Za8qrWnhzTx67yYHz8Tg"),
+        client.check_connection,
+    ):
+        with pytest.raises(VenueAccessRefused, match=error):
+            call()
 
 
 def test_rate_limit_waits_for_one_counter_unit_to_decay():
@@ -373,6 +402,112 @@ def test_find_ignores_other_keys(client, seed, sandbox):
         venue_key=eth["venue_key"],
     )
     assert client.find(other) is None
+
+
+def _documented_row(refid: str, info: str, amount: str, fee: str, at: float) -> dict:
+    """A WithdrawStatus row with exactly the funding page's fields: no ``key``."""
+    return {
+        "method": "Ether",
+        "aclass": "currency",
+        "asset": "XETH",
+        "refid": refid,
+        "txid": "",
+        "info": info,
+        "amount": amount,
+        "fee": fee,
+        "time": int(at),
+        "status": "Pending",
+    }
+
+
+def _history_client(seed, rows):
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/0/private/WithdrawStatus"
+        return httpx.Response(200, json={"error": [], "result": rows})
+
+    return _mock_client(seed, handler)
+
+
+def _eth_spec(seed, **changes) -> WithdrawalSpec:
+    eth = seed.destinations[1]
+    fields = {
+        "asset": eth["asset"],
+        "network": eth["network"],
+        "address": eth["address"],
+        "venue_key": eth["venue_key"],
+        "amount": Decimal("0.05"),
+    }
+    return spec_for(seed, **(fields | changes))
+
+
+def test_find_matches_a_checksummed_evm_destination_kraken_prints_in_lower_case(seed):
+    spec = _eth_spec(seed)
+    assert spec.address != spec.address.lower()  # an EIP-55 checksummed address
+    SubmitJournal("kraken").mark_sent(spec.request_id)  # the answer was lost
+    row = _documented_row(
+        "FTQcuak-V6Za8qrWnhzTx67yYHz8Tg", spec.address.lower(), "0.0475", "0.0025", time.time()
+    )
+    found = _history_client(seed, [row]).find(spec)
+    assert found is not None and found.reference == "FTQcuak-V6Za8qrWnhzTx67yYHz8Tg"
+    assert SubmitAttempt.objects.get().reference == found.reference
+
+
+def test_find_never_takes_a_non_evm_address_in_another_case(seed):
+    spec = spec_for(seed)
+    SubmitJournal("kraken").mark_sent(spec.request_id)
+    gross = spec.amount
+    row = {
+        **_documented_row(
+            "R1", spec.address.upper(), str(gross - Decimal("0.00015")), "0.00015", time.time()
+        ),
+        "asset": "XXBT",
+    }
+    assert _history_client(seed, [row]).find(spec) is None
+
+
+def test_find_with_two_matching_rows_is_ambiguous(seed):
+    spec = _eth_spec(seed)
+    SubmitJournal("kraken").mark_sent(spec.request_id)
+    now = time.time()
+    rows = [
+        _documented_row("R1", spec.address.lower(), "0.0475", "0.0025", now),
+        _documented_row("R2", spec.address.lower(), "0.0475", "0.0025", now + 5),
+    ]
+    with pytest.raises(VenueAmbiguous):
+        _history_client(seed, rows).find(spec)
+    assert SubmitAttempt.objects.get().reference == ""  # nothing concluded
+
+
+def test_find_skips_a_row_another_withdrawal_claimed(seed):
+    spec = _eth_spec(seed)
+    other = _eth_spec(seed)
+    journal = SubmitJournal("kraken")
+    journal.mark_sent(spec.request_id)
+    journal.mark_reference(other.request_id, "R1", entry=journal.mark_sent(other.request_id))
+    now = time.time()
+    rows = [
+        _documented_row("R1", spec.address.lower(), "0.0475", "0.0025", now),
+        _documented_row("R2", spec.address.lower(), "0.0475", "0.0025", now + 5),
+    ]
+    assert _history_client(seed, rows).find(spec).reference == "R2"
+
+
+def test_find_from_the_sandbox_history_alone_for_an_evm_destination(client, seed, sandbox):
+    spec = _eth_spec(seed)
+    receipt = client.submit(spec, quote=None)
+    SubmitAttempt.objects.update(reference="")  # as if the answer never arrived
+    found = client.find(spec)
+    assert found is not None and found.reference == receipt.reference
+
+
+def test_statuses_reads_many_withdrawals_in_one_call(client, seed, sandbox):
+    specs = [spec_for(seed) for _ in range(3)]
+    references = [client.submit(spec, quote=None).reference for spec in specs]
+    calls = []
+    client._http.event_hooks["request"].append(lambda request: calls.append(request.url.path))
+    statuses = client.statuses(seed.asset, [*references, "not-a-refid"])
+    assert set(statuses) == set(references)
+    assert calls == ["/0/private/WithdrawStatus"]
 
 
 # --- wire details -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 from venues.kraken import sandbox as kraken_sandbox
 from venues.kraken.client import sign
+from venues.kraken.sandbox import KrakenSandbox
 from venues.registry import sandbox_for
 from venues.sandbox.app import SandboxRequest
 
@@ -250,19 +251,46 @@ def test_withdraw_debits_and_lists_net_amount(sandbox, seed):
     assert row["refid"] == refid
     assert (row["asset"], row["method"], row["aclass"]) == ("XXBT", "Bitcoin", "currency")
     assert (row["amount"], row["fee"]) == ("0.00085000", "0.00015000")
-    assert (row["info"], row["key"]) == (seed.address, seed.venue_key)
+    assert row["info"] == seed.address
+    # Exactly the funding page's fields: no ``key`` (NOTES §1.5, §7).
+    assert set(row) == {
+        "method",
+        "aclass",
+        "asset",
+        "refid",
+        "txid",
+        "info",
+        "amount",
+        "fee",
+        "time",
+        "status",
+    }
     assert row["status"] == "Success" and len(row["txid"]) == 64  # settle_seconds is 0 here
     with sandbox.store.tx() as tx:
         balance = sandbox.account(tx, seed.credentials.api_key)["balances"]["XXBT"]
     assert Decimal(balance) == Decimal("9.999")
 
 
-def test_pending_until_settled_then_history_newest_first(sandbox, seed):
+def test_history_prints_evm_addresses_in_lower_case(sandbox, seed):
+    eth = seed.destinations[1]
+    assert eth["address"] != eth["address"].lower()
+    withdraw(sandbox, seed, "0.05", asset="ETH", key=eth["venue_key"])
+    _, history = call(sandbox, seed, "WithdrawStatus", {"asset": "ETH"})
+    assert history["result"][0]["info"] == eth["address"].lower()
+
+
+@pytest.mark.parametrize(
+    ("order", "newest_first"), [("oldest_first", False), ("newest_first", True)]
+)
+def test_pending_until_settled_then_history_in_the_mode_s_order(sandbox, seed, order, newest_first):
+    assert KrakenSandbox.MODES["history_order"][0] == "oldest_first"  # the default
+    sandbox.set_mode("history_order", order)
     sandbox.account_upsert(seed.credentials.api_key, settle_seconds=3600)
     first = withdraw(sandbox, seed, "0.001")[1]["result"]["refid"]
     second = withdraw(sandbox, seed, "0.002")[1]["result"]["refid"]
     _, history = call(sandbox, seed, "WithdrawStatus", {"asset": "BTC"})
-    assert [r["refid"] for r in history["result"]] == [second, first]
+    expected = [second, first] if newest_first else [first, second]
+    assert [r["refid"] for r in history["result"]] == expected
     assert {r["status"] for r in history["result"]} == {"Pending"}
     assert "status-prop" not in history["result"][0]
     _, eth = call(sandbox, seed, "WithdrawStatus", {"asset": "ETH"})
