@@ -23,6 +23,7 @@ from venues.interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
+from venues.journal import SubmitJournal
 from venues.kraken.client import (
     ERROR_OUTCOMES,
     RATE_LIMIT_RETRY_SECONDS,
@@ -32,7 +33,6 @@ from venues.kraken.client import (
     sign,
     state_of,
 )
-from venues.journal import SubmitJournal
 from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
 from venues.registry import build_client, sandbox_for
