@@ -13,10 +13,11 @@ from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 from django_otp import user_has_device
 
-from .forms import CodeForm
+from .forms import CodeForm, SigninForm
 from .services import (
+    SigninThrottled,
     TotpRefused,
-    totp_code_verify,
+    signin_code_verify,
     totp_device_confirm,
     totp_device_for,
     totp_device_start_enrolment,
@@ -26,6 +27,7 @@ from .utils import client_ip
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
+    form_class = SigninForm
     redirect_authenticated_user = False
 
     def get_success_url(self) -> str:
@@ -54,16 +56,19 @@ def verify(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            totp_code_verify(
+            device = signin_code_verify(
                 user=request.user,
                 code=form.cleaned_data["code"],
                 ip=client_ip(request),
-                purpose="login",
+                request=request,
             )
-        except TotpRefused as exc:
+        except (TotpRefused, SigninThrottled) as exc:
             form.add_error("code", str(exc))
         else:
             otp_login(request, device)
+            # A new session id for the signed-in session: the one issued at the password step
+            # (seen by whoever stood behind the user then) must not become it.
+            request.session.cycle_key()
             return redirect(_next_url(request))
     return render(request, "accounts/verify.html", {"form": form, "next": _next_url(request)})
 

@@ -26,6 +26,17 @@ def sandbox_state(tmp_path, settings):
     return settings.VENUE_SANDBOX_DB
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """The cache outlives a test's database: sign-in failure counts (and venue tokens) from
+    one test must not decide another."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
     """SQLite tests run on a file, not shared-cache memory, so threads (each with its own
