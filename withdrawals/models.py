@@ -79,6 +79,19 @@ class WithdrawalRequest(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True)  # rejection / cancellation reason
 
+    # The submission lease: the number of the current attempt and the moment after which it may
+    # send nothing more (its worker refuses to, see venues.deadline). Only once that moment plus
+    # a margin has passed may reconciliation treat the attempt as over.
+    attempt = models.PositiveIntegerField(default=0)
+    submit_deadline_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation of an unknown outcome: since when, when to look again, and since when
+    # people have been asked to settle it (the "Needs attention" queue).
+    unknown_since = models.DateTimeField(null=True, blank=True)
+    reconcile_after = models.DateTimeField(null=True, blank=True)
+    reconcile_failures = models.PositiveIntegerField(default=0)
+    attention_since = models.DateTimeField(null=True, blank=True, db_index=True)
+    attention_reason = models.CharField(max_length=500, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # History pages filter on one of these and page newest-first on id (keyset).
@@ -117,6 +130,8 @@ class WithdrawalRequest(models.Model):
             "address": self.address,
             "memo": self.memo,
             "venue_key": self.venue_key,
+            # The venue account the money leaves from: a change of its URL voids approvals.
+            "base_url": self.venue.base_url if self.venue_id else "",
             "amount": format(self.amount.normalize(), "f"),
             "fee_cap": format(self.fee_cap.normalize(), "f") if self.fee_cap is not None else "",
             "fee_deduct_type": self.fee_deduct_type,
@@ -216,3 +231,131 @@ class SubmissionIntent(models.Model):
 
     def __str__(self) -> str:
         return f"submission intent for #{self.withdrawal_id}"
+
+
+class SubmissionAttempt(models.Model):
+    """One lease on sending a withdrawal: opened by ``approved -> submitting``.
+
+    Only the current attempt (``WithdrawalRequest.attempt``) may send, and only before its
+    deadline. A receipt that comes back for an attempt that was superseded meanwhile is kept
+    here and checked for a duplicate payment, never dropped.
+    """
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted by the venue"
+        REJECTED = "rejected", "Refused by the venue"
+        DRIFT = "drift", "Not sent: the venue's saved address changed"
+        BLOCKED = "blocked", "Not sent: destination no longer active"
+        VOIDED = "voided", "Not sent: the approved payload changed"
+        CHECK_UNAVAILABLE = "check_unavailable", "Not sent: address check unavailable"
+        REQUOTE = "requote", "Not sent: the quote no longer holds"
+        UNAVAILABLE = "unavailable", "Not sent: venue unavailable"
+        UNKNOWN = "unknown", "Outcome unknown"
+        SUPERSEDED = "superseded", "Superseded before it sent"
+
+    withdrawal = models.ForeignKey(
+        WithdrawalRequest, on_delete=models.CASCADE, related_name="attempts"
+    )
+    number = models.PositiveIntegerField()
+    # Opened by reconciliation re-submitting on a venue with an idempotency key (Kraken Embed).
+    resubmission = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    deadline_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    reference = models.CharField(max_length=128, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    superseded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["withdrawal", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["withdrawal", "number"], name="submission_attempt_number_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of #{self.withdrawal_id}"
+
+
+class Resolution(models.Model):
+    """People settling what reconciliation could not: proposed by one, confirmed by another.
+
+    Each step takes its own fresh TOTP code; the database refuses one person doing both.
+    """
+
+    class Finding(models.TextChoices):
+        FOUND = "found", "Found at the venue"
+        NEVER_SENT = "never_sent", "Confirmed never sent"
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Waiting for a second person"
+        CONFIRMED = "confirmed", "Confirmed"
+        DECLINED = "declined", "Declined"
+
+    withdrawal = models.ForeignKey(
+        WithdrawalRequest, on_delete=models.CASCADE, related_name="resolutions"
+    )
+    finding = models.CharField(max_length=20, choices=Finding.choices)
+    reference = models.CharField(max_length=128, blank=True)
+    evidence = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    proposed_totp_step = models.BigIntegerField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_totp_step = models.BigIntegerField(null=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(decided_by=models.F("proposed_by")),
+                name="resolution_four_eyes",
+            ),
+            models.UniqueConstraint(
+                fields=["withdrawal"],
+                condition=models.Q(status="proposed"),
+                name="resolution_one_open_per_withdrawal",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_finding_display()} for #{self.withdrawal_id} ({self.status})"
+
+
+class DuplicatePayment(models.Model):
+    """A second venue withdrawal carrying one withdrawal's own request id: money sent twice."""
+
+    withdrawal = models.ForeignKey(
+        WithdrawalRequest, on_delete=models.CASCADE, related_name="duplicates"
+    )
+    reference = models.CharField(max_length=128)
+    venue_status = models.CharField(max_length=60, blank=True)
+    detected_at = models.DateTimeField(auto_now_add=True)
+    # What cancelling it at the venue gave: "cancelled", "not cancellable: ...", "failed: ...".
+    cancel_result = models.CharField(max_length=300, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledge_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["withdrawal", "reference"], name="duplicate_payment_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"duplicate {self.reference} of #{self.withdrawal_id}"

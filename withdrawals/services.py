@@ -2,50 +2,65 @@
 
 Every state change locks its row, checks the current state, and writes its audit event in the
 same transaction. Venue calls happen outside transactions; tasks are enqueued on commit.
-The submission guard is the ``approved -> submitting`` transition under the row lock: only one
-caller can win it, so only one venue call per withdrawal can ever be made.
+Every send goes through one guarded path (``_attempt_run``): a numbered attempt with a lease
+and a deadline, opened by the ``approved -> submitting`` transition under the row lock, and a
+fence right before the send that re-checks the attempt, the payload and the quote.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.roles import APPROVER, REQUESTER, require_role
 from accounts.services import totp_code_verify
+from audit.actions import AuditAction
 from audit.exchanges import ExchangeRecorder
 from audit.services import audit_event_record, json_safe
 from venues.interface import (
     Quote as VenueQuote,
 )
 from venues.interface import (
+    VenueAccessRefused,
+    VenueAmbiguous,
+    VenueClient,
     VenueError,
     VenueOutcomeUnknown,
     VenueQuoteRefused,
     VenueRejected,
     VenueState,
+    VenueStatus,
     VenueUnavailable,
     WithdrawalSpec,
 )
+from venues.journal import SubmitJournal
 from venues.models import Venue
 from venues.registry import client_for
 from whitelist.models import AddressState, WhitelistedAddress
 from whitelist.services import VenueCheckUnavailable, address_verify_before_submit
 
+from . import rules, tasks
 from .models import (
     FINAL_STATES,
     Approval,
+    DuplicatePayment,
     Quote,
+    Resolution,
     State,
+    SubmissionAttempt,
     SubmissionIntent,
     WithdrawalRequest,
 )
@@ -127,21 +142,18 @@ def _lock(withdrawal_id: int) -> WithdrawalRequest:
     )
 
 
-def _on_commit_enqueue(task_name: str, withdrawal_id: int, countdown: float | None = None) -> None:
+def _on_commit_enqueue(task: Any, withdrawal_id: int, countdown: float | None = None) -> None:
     """Enqueue after commit. A broker outage is logged, not raised: the outbox sweeper and the
     periodic refresh pick the work up again."""
 
     def enqueue() -> None:
-        from . import tasks
-
-        task = getattr(tasks, task_name)
         try:
             if countdown:
                 task.apply_async(args=[withdrawal_id], countdown=countdown)
             else:
                 task.delay(withdrawal_id)
         except Exception:  # the broker is down; the row in the database still holds the intent
-            logger.warning("could not enqueue %s for withdrawal %s", task_name, withdrawal_id)
+            logger.warning("could not enqueue %s for withdrawal %s", task.name, withdrawal_id)
 
     transaction.on_commit(enqueue)
 
@@ -288,7 +300,7 @@ def withdrawal_create(
         withdrawal.save()
         _store_quote(withdrawal=withdrawal, quote=preview.quote, user=requester)
         audit_event_record(
-            action="withdrawal.requested",
+            action=AuditAction.WITHDRAWAL_REQUESTED,
             actor=requester,
             ip=ip,
             target=withdrawal,
@@ -375,7 +387,9 @@ def withdrawal_approve(
         live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
         quorum_reached = live.count() >= settings.WITHDRAWAL_APPROVAL_QUORUM
         audit_event_record(
-            action="withdrawal.approved" if quorum_reached else "withdrawal.approval_added",
+            action=AuditAction.WITHDRAWAL_APPROVED
+            if quorum_reached
+            else AuditAction.WITHDRAWAL_APPROVAL_ADDED,
             actor=approver,
             ip=ip,
             target=withdrawal,
@@ -397,7 +411,7 @@ def withdrawal_approve(
                 withdrawal=withdrawal,
                 defaults={"done_at": None, "not_before": None, "enqueued_at": timezone.now()},
             )
-            _on_commit_enqueue("submit_withdrawal", withdrawal.pk)
+            _on_commit_enqueue(tasks.submit_withdrawal, withdrawal.pk)
     return withdrawal
 
 
@@ -463,7 +477,7 @@ def withdrawal_requote(*, withdrawal_id: int, requester: Any, ip: str | None = N
         voided = withdrawal.approvals.filter(voided=False).update(voided=True)
         _store_quote(withdrawal=withdrawal, quote=quote, user=requester)
         audit_event_record(
-            action="withdrawal.requoted",
+            action=AuditAction.WITHDRAWAL_REQUOTED,
             actor=requester,
             ip=ip,
             target=withdrawal,
@@ -477,14 +491,22 @@ def _transition(
     withdrawal: WithdrawalRequest,
     state: str,
     *,
+    action: AuditAction | None = None,
     actor: Any = None,
     ip: str | None = None,
     reason: str = "",
     detail: str = "",
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Move a locked withdrawal to ``state`` and record it. Caller holds the transaction."""
+    """Move a locked withdrawal to ``state`` and record it. Caller holds the transaction.
+
+    A move back to ``approved`` is always the system's (a retry, a resend that reconciliation
+    or two people allowed), so it must name its own action: the trail's
+    ``withdrawal.approved`` is the human approval that reached the quorum, once.
+    """
     previous = withdrawal.state
+    if action is None:
+        action = _STATE_ACTIONS[state]
     withdrawal.state = state
     if reason:
         withdrawal.reason = reason
@@ -492,9 +514,19 @@ def _transition(
         withdrawal.status_detail = detail[:500]
     if state in FINAL_STATES and withdrawal.finished_at is None:
         withdrawal.finished_at = timezone.now()
+    elif state not in FINAL_STATES:
+        withdrawal.finished_at = None
+    if state == State.OUTCOME_UNKNOWN and previous != State.OUTCOME_UNKNOWN:
+        withdrawal.unknown_since = timezone.now()
+        withdrawal.reconcile_after = None
+        withdrawal.reconcile_failures = 0
+    if state not in {State.OUTCOME_UNKNOWN, State.SUBMITTING}:
+        # Settled (or handed back): nothing waits for people any more.
+        withdrawal.attention_since = None
+        withdrawal.attention_reason = ""
     withdrawal.save()
     audit_event_record(
-        action=f"withdrawal.{state}",
+        action=action,
         actor=actor,
         ip=ip,
         target=withdrawal,
@@ -503,140 +535,436 @@ def _transition(
     )
 
 
+_STATE_ACTIONS: dict[str, AuditAction] = {
+    State.PENDING_APPROVAL: AuditAction.WITHDRAWAL_SENT_BACK,
+    State.SUBMITTING: AuditAction.WITHDRAWAL_SUBMITTING,
+    State.SUBMITTED: AuditAction.WITHDRAWAL_SUBMITTED,
+    State.COMPLETED: AuditAction.WITHDRAWAL_COMPLETED,
+    State.FAILED: AuditAction.WITHDRAWAL_FAILED,
+    State.REJECTED: AuditAction.WITHDRAWAL_REJECTED,
+    State.CANCELLED: AuditAction.WITHDRAWAL_CANCELLED,
+    State.EXPIRED: AuditAction.WITHDRAWAL_EXPIRED,
+    State.OUTCOME_UNKNOWN: AuditAction.WITHDRAWAL_OUTCOME_UNKNOWN,
+}
+
+
 def _send_back_for_new_quote(withdrawal: WithdrawalRequest, why: str) -> None:
-    """An expired or exceeded quote: back to the requester, approvals void, never through."""
+    """An expired or exceeded quote, or a changed payload: back to the requester, approvals
+    void, never through."""
     withdrawal.approvals.filter(voided=False).update(voided=True)
     withdrawal.confirmed_quote = None
     SubmissionIntent.objects.filter(withdrawal=withdrawal).update(done_at=timezone.now())
     _transition(withdrawal, State.PENDING_APPROVAL, detail=why, data={"requote_needed": True})
 
 
+def _raise_attention(withdrawal: WithdrawalRequest, why: str) -> None:
+    """Ask people to settle it (the "Needs attention" queue), once; the reason stays current."""
+    first = withdrawal.attention_since is None
+    withdrawal.attention_since = withdrawal.attention_since or timezone.now()
+    withdrawal.attention_reason = why[:500]
+    withdrawal.save(update_fields=["attention_since", "attention_reason", "updated_at"])
+    if first:
+        audit_event_record(
+            action=AuditAction.WITHDRAWAL_ATTENTION_RAISED,
+            target=withdrawal,
+            message=why,
+            data={"state": withdrawal.state},
+        )
+
+
+@contextmanager
+def venue_call(
+    venue: Venue, *, withdrawal_id: int, purpose: str, deadline: datetime | None = None
+) -> Iterator[VenueClient]:
+    """A client for one exchange with the venue: closed afterwards, and everything said to and
+    by the venue kept as the withdrawal's evidence (credentials redacted)."""
+    exchanges = ExchangeRecorder()
+    client = client_for(venue, exchange_log=exchanges, deadline=deadline)
+    try:
+        yield client
+    finally:
+        client.close()
+        exchanges.save(withdrawal_id=withdrawal_id, purpose=purpose)
+
+
 # --- submitting ---------------------------------------------------------------------------
+#
+# An approved withdrawal is sent by a numbered *attempt* that holds a lease: it alone may send,
+# and only before its deadline. The worker enforces the deadline itself (the venue client's
+# transport starts no request after it; Celery's hard time limit ends the task), so once the
+# deadline and a margin have passed, reconciliation may treat the attempt as over and, if the
+# venue has no trace of it, open the next one. Immediately before sending, the attempt checks
+# under the row lock that it is still the current one and that everything approved still holds.
+
+Outcome = SubmissionAttempt.Outcome
+lease_expiry = rules.lease_expiry
+_CHECK_RETRY_SECONDS = 30.0
+
+
+class _IntentUpdate(enum.Enum):
+    DONE = "done"  # the outbox row is finished
+    RETRY = "retry"  # due again after a delay
+    KEEP = "keep"  # reconciliation decides
+
+
+@dataclass(frozen=True)
+class _Next:
+    state: str
+    action: AuditAction
+    intent: _IntentUpdate
+    task: Callable[[], Any] | None = None  # the task to enqueue on commit
+    void_approvals: bool = False
+
+
+# One table: what each outcome of the current attempt does next. Tasks are reached through a
+# function because withdrawals.tasks imports this module.
+_OUTCOMES: dict[str, _Next] = {
+    Outcome.ACCEPTED: _Next(
+        State.SUBMITTED,
+        AuditAction.WITHDRAWAL_SUBMITTED,
+        _IntentUpdate.DONE,
+        lambda: tasks.refresh_withdrawal_status,
+    ),
+    Outcome.REJECTED: _Next(State.FAILED, AuditAction.WITHDRAWAL_FAILED, _IntentUpdate.DONE),
+    Outcome.DRIFT: _Next(State.FAILED, AuditAction.WITHDRAWAL_FAILED, _IntentUpdate.DONE),
+    Outcome.BLOCKED: _Next(State.FAILED, AuditAction.WITHDRAWAL_FAILED, _IntentUpdate.DONE),
+    Outcome.VOIDED: _Next(
+        State.PENDING_APPROVAL,
+        AuditAction.WITHDRAWAL_SENT_BACK,
+        _IntentUpdate.DONE,
+        void_approvals=True,
+    ),
+    Outcome.REQUOTE: _Next(
+        State.PENDING_APPROVAL,
+        AuditAction.WITHDRAWAL_SENT_BACK,
+        _IntentUpdate.DONE,
+        void_approvals=True,
+    ),
+    Outcome.CHECK_UNAVAILABLE: _Next(
+        State.APPROVED,
+        AuditAction.WITHDRAWAL_RETRY_SCHEDULED,
+        _IntentUpdate.RETRY,
+        lambda: tasks.submit_withdrawal,
+    ),
+    Outcome.UNAVAILABLE: _Next(
+        State.APPROVED,
+        AuditAction.WITHDRAWAL_RETRY_SCHEDULED,
+        _IntentUpdate.RETRY,
+        lambda: tasks.submit_withdrawal,
+    ),
+    Outcome.UNKNOWN: _Next(
+        State.OUTCOME_UNKNOWN,
+        AuditAction.WITHDRAWAL_OUTCOME_UNKNOWN,
+        _IntentUpdate.KEEP,
+        lambda: tasks.reconcile_withdrawal,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Result:
+    outcome: str
+    message: str = ""
+    reference: str = ""
+    raw: dict[str, Any] | None = None
+    retry_after: float | None = None
+
+
+def _attempt_open(withdrawal: WithdrawalRequest, *, resubmission: bool = False) -> int:
+    """Open the next attempt on a locked withdrawal and move it to ``submitting``."""
+    now = timezone.now()
+    deadline = now + timedelta(seconds=settings.SUBMIT_DEADLINE_SECONDS)
+    withdrawal.attempts.filter(finished_at__isnull=True).update(superseded=True)
+    withdrawal.attempt += 1
+    SubmissionAttempt.objects.create(
+        withdrawal=withdrawal,
+        number=withdrawal.attempt,
+        resubmission=resubmission,
+        started_at=now,
+        deadline_at=deadline,
+    )
+    withdrawal.submit_started_at = now
+    withdrawal.submit_deadline_at = deadline
+    _transition(
+        withdrawal,
+        State.SUBMITTING,
+        detail="Re-sending under the same idempotency key" if resubmission else "Sending",
+        data={"attempt": withdrawal.attempt, "deadline": deadline},
+    )
+    return withdrawal.attempt
+
+
+def _payload_intact(withdrawal: WithdrawalRequest) -> bool:
+    """The payload as it is now (venue account and URL included) is the one the approvals
+    bound, and enough live approvals bind it."""
+    current = withdrawal.compute_payload_hash()
+    if current != withdrawal.payload_hash:
+        return False
+    live = withdrawal.approvals.filter(voided=False, payload_hash=current).count()
+    return live >= settings.WITHDRAWAL_APPROVAL_QUORUM
+
+
+def _send_blocker(withdrawal: WithdrawalRequest) -> _Result | None:
+    """Why nothing may be sent now, checked without the venue; None when all still holds."""
+    address_state = withdrawal.whitelisted_address.state
+    if address_state != AddressState.ACTIVE:
+        was = "revoked from" if address_state == AddressState.REVOKED else "no longer active on"
+        return _Result(Outcome.BLOCKED, f"Not sent: the destination was {was} the whitelist.")
+    if not _payload_intact(withdrawal):
+        return _Result(
+            Outcome.VOIDED,
+            "Not sent: what was approved changed (venue account or destination); the "
+            "approvals are void.",
+        )
+    quote = withdrawal.confirmed_quote
+    if quote is not None and quote.token and quote.expires_at <= timezone.now():
+        return _Result(Outcome.REQUOTE, "The venue's quote expired before submission.")
+    return None
 
 
 def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
     """Send an approved withdrawal to its venue, at most once.
 
     Safe to call any number of times, concurrently: only the caller that moves the row from
-    ``approved`` to ``submitting`` makes the venue call; every other caller returns at once.
+    ``approved`` to ``submitting`` opens an attempt; every other caller returns at once.
     """
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
         if withdrawal.state != State.APPROVED:
             return withdrawal
-        quote = withdrawal.confirmed_quote
-        if withdrawal.whitelisted_address.state != AddressState.ACTIVE:
-            _transition(withdrawal, State.FAILED, detail="Destination revoked from the whitelist.")
-            return withdrawal
-        if quote is not None and quote.token and quote.expires_at <= timezone.now():
-            _send_back_for_new_quote(withdrawal, "The venue's quote expired before submission.")
-            return withdrawal
-        withdrawal.submit_started_at = timezone.now()
-        _transition(withdrawal, State.SUBMITTING, detail="Sending to the venue")
-    # Only the caller that won the transition gets here, so only it talks to the venue: losers
-    # make no call at all (concurrent calls on one key would also race each other's nonces).
-    # The venue's saved key must still point to the approved address; a mismatch or a failed
-    # look fails or defers the withdrawal before anything is sent.
-    try:
-        drift = address_verify_before_submit(address=withdrawal.whitelisted_address)
-    except VenueCheckUnavailable as exc:
-        return _record_submit_outcome(withdrawal.pk, "check_unavailable", message=exc.message)
-    if drift:
-        return _record_submit_outcome(withdrawal.pk, "drift", message=drift)
-    return _submit_to_venue(withdrawal, quote)
+        number = _attempt_open(withdrawal)
+    return _attempt_run(withdrawal_id, number)
 
 
-def _submit_to_venue(withdrawal: WithdrawalRequest, quote: Quote | None) -> WithdrawalRequest:
-    exchanges = ExchangeRecorder()
-    client = client_for(withdrawal.venue, exchange_log=exchanges)
-    try:
-        receipt = client.submit(
-            withdrawal_spec(withdrawal), quote=_venue_quote(quote) if quote else None
+def _attempt_run(withdrawal_id: int, number: int) -> WithdrawalRequest:
+    """Everything one attempt does with the venue, then its outcome recorded."""
+    withdrawal = WithdrawalRequest.objects.select_related(
+        "venue", "whitelisted_address", "confirmed_quote"
+    ).get(pk=withdrawal_id)
+    attempt = withdrawal.attempts.get(number=number)
+    result = _send_blocker(withdrawal)
+    if result is None:
+        # The venue's saved key must still point to the approved address.
+        try:
+            drift = address_verify_before_submit(address=withdrawal.whitelisted_address)
+        except VenueCheckUnavailable as exc:
+            result = _Result(
+                Outcome.CHECK_UNAVAILABLE, exc.message, retry_after=_CHECK_RETRY_SECONDS
+            )
+        else:
+            result = _Result(Outcome.DRIFT, f"Not sent: {drift}") if drift else None
+    if result is None:
+        with venue_call(
+            withdrawal.venue,
+            withdrawal_id=withdrawal_id,
+            purpose="submit",
+            deadline=attempt.deadline_at,
+        ) as client:
+            result = _send(withdrawal, attempt, client)
+    return _attempt_finish(withdrawal_id, number, result)
+
+
+def _quote_for_send(withdrawal: WithdrawalRequest, client: VenueClient) -> VenueQuote | None:
+    """The quote the send carries. A confirmed quote past its expiry is never used; without a
+    fee bound the venue enforces, the fee is quoted again right before the send."""
+    confirmed = withdrawal.confirmed_quote
+    if confirmed is not None and confirmed.token:
+        return _venue_quote(confirmed)  # the venue binds it; its expiry was checked
+    if (
+        client.supports_fee_cap
+        and confirmed is not None
+        and confirmed.expires_at is not None
+        and confirmed.expires_at > timezone.now()
+    ):
+        return _venue_quote(confirmed)
+    fresh = client.quote(withdrawal_spec(withdrawal))
+    _store_quote(withdrawal=withdrawal, quote=fresh, user=None)
+    if fresh.fee is not None and withdrawal.fee_cap is not None and fresh.fee > withdrawal.fee_cap:
+        raise _FeeAboveCap(
+            f"The venue fee rose to {fresh.fee.normalize():f}, above the approved cap of "
+            f"{withdrawal.fee_cap.normalize():f}."
         )
+    return fresh
+
+
+class _FeeAboveCap(Exception):
+    pass
+
+
+def _send(
+    withdrawal: WithdrawalRequest, attempt: SubmissionAttempt, client: VenueClient
+) -> _Result:
+    try:
+        quote = _quote_for_send(withdrawal, client)
+    except _FeeAboveCap as exc:
+        return _Result(Outcome.REQUOTE, str(exc))
+    except VenueError as exc:  # a quote is a read: nothing was sent
+        return _Result(
+            Outcome.UNAVAILABLE,
+            f"Could not re-check the fee: {exc.message}",
+            retry_after=getattr(exc, "retry_after", None) or _CHECK_RETRY_SECONDS,
+        )
+    fence = _send_fence(withdrawal.pk, attempt.number)
+    if fence is not None:
+        return fence
+    try:
+        receipt = client.submit(withdrawal_spec(withdrawal), quote=quote)
     except VenueQuoteRefused as exc:
-        return _record_submit_outcome(withdrawal.pk, "requote", message=exc.message)
+        return _Result(Outcome.REQUOTE, f"Venue refused the quote: {exc.message}")
+    except VenueAccessRefused as exc:
+        if attempt.resubmission:
+            # The first send may have gone through; a refused login says nothing about it.
+            return _Result(Outcome.UNKNOWN, f"Venue refused our credentials: {exc.message}")
+        return _Result(Outcome.REJECTED, f"Venue refused: {exc.message}")
     except VenueRejected as exc:
-        return _record_submit_outcome(withdrawal.pk, "rejected", message=exc.message)
+        return _Result(Outcome.REJECTED, f"Venue refused: {exc.message}")
     except VenueUnavailable as exc:
-        return _record_submit_outcome(
-            withdrawal.pk, "unavailable", message=exc.message, retry_after=exc.retry_after
-        )
+        return _Result(Outcome.UNAVAILABLE, exc.message, retry_after=exc.retry_after)
     except VenueOutcomeUnknown as exc:
-        return _record_submit_outcome(withdrawal.pk, "unknown", message=exc.message)
+        return _Result(Outcome.UNKNOWN, exc.message)
     except Exception as exc:  # a bug after the request may have left: never assume it did not
         logger.exception("unexpected error submitting withdrawal %s", withdrawal.pk)
-        return _record_submit_outcome(withdrawal.pk, "unknown", message=type(exc).__name__)
-    finally:
-        client.close()
-        exchanges.save(withdrawal_id=withdrawal.pk, purpose="submit")
-    return _record_submit_outcome(
-        withdrawal.pk, "accepted", reference=receipt.reference, raw=receipt.raw
+        return _Result(Outcome.UNKNOWN, type(exc).__name__)
+    return _Result(Outcome.ACCEPTED, reference=receipt.reference, raw=receipt.raw)
+
+
+def _send_fence(withdrawal_id: int, number: int) -> _Result | None:
+    """The last check before the send, under the row lock: this attempt is still the current
+    one, within its deadline, and everything approved still holds."""
+    with transaction.atomic():
+        withdrawal = _lock(withdrawal_id)
+        if withdrawal.state != State.SUBMITTING or withdrawal.attempt != number:
+            return _Result(Outcome.SUPERSEDED, "Superseded before it sent; nothing was sent.")
+        attempt = withdrawal.attempts.select_for_update().get(number=number)
+        if timezone.now() >= attempt.deadline_at:
+            return _Result(
+                Outcome.UNAVAILABLE, "The attempt's deadline passed before sending; nothing sent."
+            )
+        blocker = _send_blocker(withdrawal)
+        if blocker is not None:
+            return blocker
+        attempt.sent_at = timezone.now()
+        attempt.save(update_fields=["sent_at"])
+    return None
+
+
+def _attempt_finish(withdrawal_id: int, number: int, result: _Result) -> WithdrawalRequest:
+    with transaction.atomic():
+        withdrawal = _lock(withdrawal_id)
+        attempt = withdrawal.attempts.select_for_update().get(number=number)
+        attempt.outcome = result.outcome
+        attempt.detail = result.message[:500]
+        attempt.reference = result.reference
+        attempt.finished_at = timezone.now()
+        attempt.save()
+        if withdrawal.state != State.SUBMITTING or withdrawal.attempt != number:
+            # A superseded attempt: its answer still counts. If it was sent, it is a payment.
+            if result.outcome == Outcome.ACCEPTED:
+                _late_receipt(withdrawal, attempt)
+            return withdrawal
+        late = _late_references(withdrawal, exclude=number)
+        if late and result.outcome != Outcome.ACCEPTED:
+            # An earlier attempt's send went through after all: that is the payment.
+            _adopt_reference(withdrawal, late[0], why="sent by an earlier attempt")
+            return withdrawal
+        _apply_outcome(withdrawal, result)
+        for reference in late:
+            if reference != withdrawal.venue_reference:
+                _duplicate_record(withdrawal, reference, venue_status="")
+    return withdrawal
+
+
+def _apply_outcome(withdrawal: WithdrawalRequest, result: _Result) -> None:
+    plan = _OUTCOMES[result.outcome]
+    intent = SubmissionIntent.objects.filter(withdrawal=withdrawal)
+    now = timezone.now()
+    countdown: float | None = None
+    if plan.intent is _IntentUpdate.DONE:
+        intent.update(done_at=now)
+    elif plan.intent is _IntentUpdate.RETRY:
+        countdown = max(result.retry_after or 5.0, 1.0)
+        intent.update(not_before=now + timedelta(seconds=countdown))
+    data: dict[str, Any] = {"attempt": withdrawal.attempt, "outcome": str(result.outcome)}
+    detail = result.message
+    if result.outcome == Outcome.ACCEPTED:
+        withdrawal.venue_reference = result.reference
+        withdrawal.submitted_at = now
+        detail = f"Venue reference {result.reference}"
+        data |= {"reference": result.reference, "response": json_safe(result.raw or {})}
+        countdown = 1
+    elif result.outcome == Outcome.UNKNOWN:
+        detail = f"{result.message}. Reconciling with the venue's history."
+        countdown = settings.RECONCILE_GRACE_SECONDS
+    elif result.outcome == Outcome.UNAVAILABLE:
+        detail = f"Venue unavailable, retrying: {result.message}"
+        data["retry_after"] = countdown
+    elif result.outcome == Outcome.CHECK_UNAVAILABLE:
+        detail = f"Waiting to check the destination at the venue: {result.message}"
+    if plan.void_approvals:
+        withdrawal.approvals.filter(voided=False).update(voided=True)
+        withdrawal.confirmed_quote = None
+        data["requote_needed"] = True
+    _transition(withdrawal, plan.state, action=plan.action, detail=detail, data=data)
+    if plan.task is not None:
+        _on_commit_enqueue(plan.task(), withdrawal.pk, countdown=countdown)
+
+
+def _late_references(withdrawal: WithdrawalRequest, *, exclude: int) -> list[str]:
+    """References venue answers gave to this withdrawal's other attempts."""
+    return list(
+        withdrawal.attempts.filter(outcome=Outcome.ACCEPTED)
+        .exclude(number=exclude)
+        .exclude(reference="")
+        .order_by("number")
+        .values_list("reference", flat=True)
     )
 
 
-def _record_submit_outcome(
-    withdrawal_id: int,
-    outcome: str,
-    *,
-    message: str = "",
-    reference: str = "",
-    retry_after: float | None = None,
-    raw: dict[str, Any] | None = None,
-) -> WithdrawalRequest:
-    with transaction.atomic():
-        withdrawal = _lock(withdrawal_id)
-        if withdrawal.state != State.SUBMITTING:  # reconciliation got there first
-            return withdrawal
-        intent = SubmissionIntent.objects.filter(withdrawal=withdrawal)
-        if outcome == "accepted":
-            withdrawal.venue_reference = reference
-            withdrawal.submitted_at = timezone.now()
-            _transition(
-                withdrawal,
-                State.SUBMITTED,
-                detail=f"Venue reference {reference}",
-                data={"reference": reference, "response": json_safe(raw or {})},
-            )
-            intent.update(done_at=timezone.now())
-            _on_commit_enqueue("refresh_withdrawal_status", withdrawal.pk, countdown=1)
-        elif outcome == "rejected":
-            intent.update(done_at=timezone.now())
-            _transition(withdrawal, State.FAILED, detail=f"Venue refused: {message}")
-        elif outcome == "drift":
-            intent.update(done_at=timezone.now())
-            _transition(withdrawal, State.FAILED, detail=f"Not sent: {message}")
-        elif outcome == "check_unavailable":
-            # Nothing was sent: stay approved and look again later.
-            intent.update(not_before=timezone.now() + timedelta(seconds=30))
-            _transition(
-                withdrawal,
-                State.APPROVED,
-                detail=f"Waiting to check the destination at the venue: {message}",
-            )
-            _on_commit_enqueue("submit_withdrawal", withdrawal.pk, countdown=30)
-        elif outcome == "requote":
-            _send_back_for_new_quote(withdrawal, f"Venue refused the quote: {message}")
-        elif outcome == "unavailable":
-            # Nothing reached the venue: back to approved, retried after the venue's hint.
-            delay = max(retry_after or 5.0, 1.0)
-            intent.update(not_before=timezone.now() + timedelta(seconds=delay))
-            _transition(
-                withdrawal,
-                State.APPROVED,
-                detail=f"Venue unavailable, retrying: {message}",
-                data={"retry_after": delay},
-            )
-            _on_commit_enqueue("submit_withdrawal", withdrawal.pk, countdown=delay)
-        else:
-            _transition(
-                withdrawal,
-                State.OUTCOME_UNKNOWN,
-                detail=f"{message}. Reconciling with the venue's history.",
-            )
-            _on_commit_enqueue(
-                "reconcile_withdrawal", withdrawal.pk, countdown=settings.RECONCILE_GRACE_SECONDS
-            )
-    return withdrawal
+def _late_receipt(withdrawal: WithdrawalRequest, attempt: SubmissionAttempt) -> None:
+    """A superseded attempt was accepted by the venue: record it, and make the books say so."""
+    audit_event_record(
+        action=AuditAction.WITHDRAWAL_LATE_RECEIPT,
+        target=withdrawal,
+        message=f"A superseded attempt ({attempt.number}) was accepted as {attempt.reference}",
+        data={"attempt": attempt.number, "reference": attempt.reference},
+    )
+    if withdrawal.state == State.SUBMITTING:
+        return  # the current attempt's own outcome decides (see _attempt_finish)
+    if not withdrawal.venue_reference:
+        _adopt_reference(withdrawal, attempt.reference, why="sent by a superseded attempt")
+    elif attempt.reference != withdrawal.venue_reference:
+        _duplicate_record(withdrawal, attempt.reference, venue_status="")
+
+
+def _adopt_reference(withdrawal: WithdrawalRequest, reference: str, *, why: str) -> None:
+    """The venue holds this withdrawal as ``reference``: whatever we had concluded, it is sent."""
+    withdrawal.venue_reference = reference
+    withdrawal.submitted_at = withdrawal.submitted_at or timezone.now()
+    SubmissionIntent.objects.filter(withdrawal=withdrawal).update(done_at=timezone.now())
+    _transition(
+        withdrawal,
+        State.SUBMITTED,
+        detail=f"Venue reference {reference} ({why})",
+        data={"reference": reference, "late": True},
+    )
+    _on_commit_enqueue(tasks.refresh_withdrawal_status, withdrawal.pk, countdown=1)
+
+
+def _duplicate_record(withdrawal: WithdrawalRequest, reference: str, *, venue_status: str) -> bool:
+    """Record a second venue withdrawal for this one (once) and raise it. True if new."""
+    _, created = DuplicatePayment.objects.get_or_create(
+        withdrawal=withdrawal, reference=reference, defaults={"venue_status": venue_status[:60]}
+    )
+    if not created:
+        return False
+    audit_event_record(
+        action=AuditAction.WITHDRAWAL_DUPLICATE_DETECTED,
+        target=withdrawal,
+        message=f"Paid twice: venue withdrawal {reference} also carries this request",
+        data={"reference": reference, "kept": withdrawal.venue_reference},
+    )
+    _on_commit_enqueue(tasks.cancel_duplicates, withdrawal.pk)
+    return True
 
 
 # --- tracking -----------------------------------------------------------------------------
@@ -648,7 +976,7 @@ _FINAL_FROM_VENUE = {
 }
 
 
-def _apply_venue_status(withdrawal: WithdrawalRequest, status: Any) -> None:
+def _apply_venue_status(withdrawal: WithdrawalRequest, status: VenueStatus) -> None:
     """Record a venue status on a locked, submitted withdrawal."""
     withdrawal.venue_status = status.raw_status[:40]
     withdrawal.venue_txid = status.txid or withdrawal.venue_txid
@@ -666,35 +994,86 @@ def _apply_venue_status(withdrawal: WithdrawalRequest, status: Any) -> None:
 
 
 def withdrawal_status_refresh(*, withdrawal_id: int) -> WithdrawalRequest:
+    """Poll the venue for a submitted withdrawal, and look for a second venue withdrawal
+    carrying the same request id (a duplicate payment) in the same read of its history."""
     withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
     if withdrawal.state != State.SUBMITTED:
         return withdrawal
-    exchanges = ExchangeRecorder()
-    client = client_for(withdrawal.venue, exchange_log=exchanges)
-    try:
-        status = client.status(withdrawal_spec(withdrawal), reference=withdrawal.venue_reference)
-    except VenueError as exc:
-        logger.info("status of withdrawal %s not available: %s", withdrawal_id, exc.message)
-        return withdrawal
-    finally:
-        client.close()
-        exchanges.save(withdrawal_id=withdrawal_id, purpose="status")
+    spec = withdrawal_spec(withdrawal)
+    with venue_call(withdrawal.venue, withdrawal_id=withdrawal_id, purpose="status") as client:
+        try:
+            traces = client.traces(spec)
+            status = next((t for t in traces if t.reference == withdrawal.venue_reference), None)
+            if status is None:
+                status = client.status(spec, reference=withdrawal.venue_reference)
+        except VenueError as exc:
+            logger.info("status of withdrawal %s not available: %s", withdrawal_id, exc.message)
+            return withdrawal
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
+        for trace in traces:
+            if trace.reference != withdrawal.venue_reference:
+                _duplicate_record(withdrawal, trace.reference, venue_status=trace.raw_status)
         if withdrawal.state == State.SUBMITTED:
             _apply_venue_status(withdrawal, status)
     return withdrawal
 
 
-def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
-    """Resolve ``outcome_unknown`` (or a ``submitting`` left by a crashed worker) from the
-    venue's own records: submitted / completed / failed, or back to approved when the venue
-    has no trace of it and so a retry is safe."""
+def withdrawal_duplicates_cancel(*, withdrawal_id: int) -> list[str]:
+    """Cancel, where the venue still can, every recorded duplicate not yet tried. Returns the
+    references for which the venue confirmed the cancel."""
     withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
-    stale_before = timezone.now() - timedelta(seconds=settings.SUBMITTING_STALE_SECONDS)
+    pending = list(withdrawal.duplicates.filter(cancel_result=""))
+    if not pending:
+        return []
+    spec = withdrawal_spec(withdrawal)
+    results: dict[int, str] = {}
+    with venue_call(withdrawal.venue, withdrawal_id=withdrawal_id, purpose="cancel") as client:
+        for duplicate in pending:
+            if not client.supports_cancel:
+                results[duplicate.pk] = "not cancellable: the venue documents no cancel"
+                continue
+            try:
+                cancelled = client.cancel(spec, reference=duplicate.reference)
+            except VenueError as exc:
+                results[duplicate.pk] = f"cancel refused: {exc.message}"[:300]
+            else:
+                results[duplicate.pk] = "cancel accepted" if cancelled else "cancel not confirmed"
+    with transaction.atomic():
+        withdrawal = _lock(withdrawal_id)
+        for duplicate in withdrawal.duplicates.select_for_update().filter(pk__in=results):
+            duplicate.cancel_result = results[duplicate.pk]
+            duplicate.save(update_fields=["cancel_result"])
+            audit_event_record(
+                action=AuditAction.WITHDRAWAL_DUPLICATE_DETECTED,
+                target=withdrawal,
+                message=f"Duplicate {duplicate.reference}: {duplicate.cancel_result}",
+                data={"reference": duplicate.reference, "cancel": duplicate.cancel_result},
+            )
+    return [d.reference for d in pending if results.get(d.pk) == "cancel accepted"]
+
+
+# --- reconciling --------------------------------------------------------------------------
+
+
+def _backoff_seconds(failures: int) -> float:
+    return min(settings.RECONCILE_BACKOFF_MAX_SECONDS, 5.0 * 2 ** min(failures, 16))
+
+
+def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
+    """Settle ``outcome_unknown`` (or a ``submitting`` whose lease is over) from what the venue
+    says about this withdrawal, and nothing else.
+
+    Found: submitted (and its status applied). No trace, on a venue where absence is proof:
+    back to ``approved`` for a new attempt. A refused, failed or ambiguous read proves nothing:
+    it stays unknown, is looked at again with backoff, and goes to people after a while.
+    """
+    withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
+    now = timezone.now()
     if withdrawal.state == State.SUBMITTING:
-        if withdrawal.submit_started_at and withdrawal.submit_started_at > stale_before:
-            return withdrawal  # still in flight in a live worker
+        deadline = withdrawal.submit_deadline_at
+        if deadline is not None and lease_expiry(deadline) > now:
+            return withdrawal  # the attempt may still be working: its lease is not over
         with transaction.atomic():
             withdrawal = _lock(withdrawal_id)
             if withdrawal.state != State.SUBMITTING:
@@ -702,66 +1081,310 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
             _transition(
                 withdrawal,
                 State.OUTCOME_UNKNOWN,
-                detail="Submission interrupted; reconciling with the venue's history.",
+                detail="The submission's lease ran out; reconciling with the venue's history.",
+                data={"attempt": withdrawal.attempt},
             )
     if withdrawal.state != State.OUTCOME_UNKNOWN:
         return withdrawal
     # A request we lost track of may still be on its way to, or queued at, the venue: its
-    # history only proves "never sent" once the grace period has passed since then. The
-    # periodic refresh calls this every few seconds, so the wait is enforced here.
-    if withdrawal.updated_at > timezone.now() - timedelta(seconds=settings.RECONCILE_GRACE_SECONDS):
+    # history only proves "never sent" once the grace period has passed.
+    since = withdrawal.unknown_since or withdrawal.updated_at
+    if since > now - timedelta(seconds=settings.RECONCILE_GRACE_SECONDS):
         return withdrawal
-    exchanges = ExchangeRecorder()
-    client = client_for(withdrawal.venue, exchange_log=exchanges)
+    if withdrawal.reconcile_after is not None and withdrawal.reconcile_after > now:
+        return withdrawal
     spec = withdrawal_spec(withdrawal)
-    try:
-        if client.idempotent_submit:
-            # The one venue with a server-side idempotency key: re-sending the same token
-            # returns the original result and never creates a second withdrawal.
-            quote = withdrawal.confirmed_quote
-            receipt = client.submit(spec, quote=_venue_quote(quote) if quote else None)
-            found = client.status(spec, reference=receipt.reference)
-        else:
+    found: VenueStatus | None = None
+    failure = ambiguity = ""
+    with venue_call(withdrawal.venue, withdrawal_id=withdrawal_id, purpose="reconcile") as client:
+        idempotent = client.idempotent_submit
+        try:
             found = client.find(spec)
-    except VenueRejected as exc:
-        found, rejected = None, exc.message
-    except VenueError as exc:
-        logger.info("reconciliation of %s postponed: %s", withdrawal_id, exc.message)
-        return withdrawal
-    else:
-        rejected = ""
-    finally:
-        client.close()
-        exchanges.save(withdrawal_id=withdrawal_id, purpose="reconcile")
+        except VenueAmbiguous as exc:
+            ambiguity = exc.message
+        except VenueError as exc:
+            failure = exc.message
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
         if withdrawal.state != State.OUTCOME_UNKNOWN:
             return withdrawal
-        if rejected:
-            _transition(withdrawal, State.FAILED, detail=f"Venue refused: {rejected}")
-        elif found is None:
-            SubmissionIntent.objects.filter(withdrawal=withdrawal).update(
-                done_at=None, not_before=None
-            )
-            _transition(
+        if ambiguity:
+            _raise_attention(withdrawal, f"Cannot tell from the venue's history: {ambiguity}")
+            return withdrawal
+        if failure:
+            return _reconcile_postpone(withdrawal, failure)
+        if found is not None:
+            _reconciled_found(withdrawal, found)
+            return withdrawal
+        if not idempotent:
+            _return_for_resend(
                 withdrawal,
-                State.APPROVED,
-                detail="The venue has no trace of it: nothing was sent, safe to retry.",
+                detail="The venue has no trace of it: nothing was sent, safe to send again.",
                 data={"reconciled": "not_found"},
             )
-            _on_commit_enqueue("submit_withdrawal", withdrawal.pk)
-        else:
-            withdrawal.venue_reference = found.reference
+            return withdrawal
+        first = withdrawal.attempts.order_by("number").first()
+        window_open = first is not None and first.started_at > now - timedelta(
+            seconds=settings.RESUBMIT_WINDOW_SECONDS
+        )
+        if not window_open:
+            _raise_attention(
+                withdrawal,
+                "The venue shows no trace of it and the window for re-sending under the same "
+                "idempotency key has passed: confirm at the venue.",
+            )
+            return withdrawal
+        # The same idempotency key: the venue returns the original result if it has one, and
+        # creates nothing new. It goes through the same guarded path as a first submission.
+        number = _attempt_open(withdrawal, resubmission=True)
+    return _attempt_run(withdrawal_id, number)
+
+
+def _reconcile_postpone(withdrawal: WithdrawalRequest, failure: str) -> WithdrawalRequest:
+    withdrawal.reconcile_failures += 1
+    delay = _backoff_seconds(withdrawal.reconcile_failures)
+    withdrawal.reconcile_after = timezone.now() + timedelta(seconds=delay)
+    withdrawal.status_detail = f"Venue history not readable ({failure}); looking again."[:500]
+    withdrawal.save(
+        update_fields=[
+            "reconcile_failures",
+            "reconcile_after",
+            "status_detail",
+            "updated_at",
+        ]
+    )
+    logger.info("reconciliation of %s postponed %.0fs: %s", withdrawal.pk, delay, failure)
+    since = withdrawal.unknown_since or withdrawal.updated_at
+    if since <= timezone.now() - timedelta(seconds=settings.RECONCILE_ATTENTION_SECONDS):
+        _raise_attention(withdrawal, f"The venue's history has been unreadable: {failure}")
+    _on_commit_enqueue(tasks.reconcile_withdrawal, withdrawal.pk, countdown=delay)
+    return withdrawal
+
+
+def _reconciled_found(withdrawal: WithdrawalRequest, found: VenueStatus) -> None:
+    withdrawal.venue_reference = found.reference
+    withdrawal.submitted_at = withdrawal.submitted_at or timezone.now()
+    _transition(
+        withdrawal,
+        State.SUBMITTED,
+        detail=f"Found at the venue as {found.reference}",
+        data={"reconciled": "found", "reference": found.reference},
+    )
+    SubmissionIntent.objects.filter(withdrawal=withdrawal).update(done_at=timezone.now())
+    _apply_venue_status(withdrawal, found)
+
+
+def _return_for_resend(
+    withdrawal: WithdrawalRequest,
+    *,
+    detail: str,
+    data: dict[str, Any],
+    actor: Any = None,
+    ip: str | None = None,
+) -> None:
+    SubmissionIntent.objects.filter(withdrawal=withdrawal).update(done_at=None, not_before=None)
+    _transition(
+        withdrawal,
+        State.APPROVED,
+        action=AuditAction.WITHDRAWAL_RETURNED_FOR_RESEND,
+        actor=actor,
+        ip=ip,
+        detail=detail,
+        data=data,
+    )
+    _on_commit_enqueue(tasks.submit_withdrawal, withdrawal.pk)
+
+
+# --- people settle what reconciliation cannot ----------------------------------------------
+
+
+def withdrawal_resolution_propose(
+    *,
+    withdrawal_id: int,
+    actor: User,
+    finding: str,
+    reference: str = "",
+    evidence: str,
+    code: str,
+    ip: str | None = None,
+) -> Resolution:
+    """The first of two people records what the venue shows ("found as X", "never sent")."""
+    reference = (reference or "").strip()
+    evidence = (evidence or "").strip()
+    if finding not in Resolution.Finding.values:
+        raise WithdrawalError("Choose what you found at the venue.", field="finding")
+    if finding == Resolution.Finding.FOUND and not reference:
+        raise WithdrawalError("Give the venue's reference for the withdrawal.", field="reference")
+    if len(reference) > 128:
+        raise WithdrawalError("A venue reference is at most 128 characters.", field="reference")
+    if not evidence:
+        raise WithdrawalError("Describe the evidence you checked at the venue.", field="evidence")
+    withdrawal = WithdrawalRequest.objects.get(pk=withdrawal_id)
+    refusal = rules.resolution_propose_refusal(actor, withdrawal, now=timezone.now())
+    if refusal:
+        raise WithdrawalError(refusal)
+    step = totp_code_verify(user=actor, code=code, ip=ip, purpose="settling a withdrawal")
+    with transaction.atomic():
+        withdrawal = _lock(withdrawal_id)
+        refusal = rules.resolution_propose_refusal(actor, withdrawal, now=timezone.now())
+        if refusal:
+            raise WithdrawalError(refusal)
+        resolution = Resolution.objects.create(
+            withdrawal=withdrawal,
+            finding=finding,
+            reference=reference if finding == Resolution.Finding.FOUND else "",
+            evidence=evidence[:5000],
+            proposed_by=actor,
+            proposed_totp_step=step,
+        )
+        audit_event_record(
+            action=AuditAction.WITHDRAWAL_RESOLUTION_PROPOSED,
+            actor=actor,
+            ip=ip,
+            target=withdrawal,
+            message=f"{resolution.get_finding_display()}"
+            + (f" as {resolution.reference}" if resolution.reference else ""),
+            data={
+                "resolution_id": resolution.pk,
+                "finding": finding,
+                "reference": resolution.reference,
+                "evidence": resolution.evidence,
+                "totp_step": step,
+            },
+        )
+    return resolution
+
+
+def withdrawal_resolution_confirm(
+    *, resolution_id: int, actor: User, code: str, ip: str | None = None
+) -> WithdrawalRequest:
+    """A second person confirms the finding with their own code; only then does it apply.
+
+    "Found": submitted as that reference, tracked from there. "Never sent": back to approved,
+    and the next attempt sends it.
+    """
+    resolution = Resolution.objects.select_related("withdrawal").get(pk=resolution_id)
+    refusal = rules.resolution_confirm_refusal(actor, resolution, now=timezone.now())
+    if refusal:
+        raise WithdrawalError(refusal)
+    step = totp_code_verify(user=actor, code=code, ip=ip, purpose="settling a withdrawal")
+    with transaction.atomic():
+        withdrawal = _lock(resolution.withdrawal_id)
+        resolution = Resolution.objects.select_for_update().get(pk=resolution_id)
+        refusal = rules.resolution_confirm_refusal(actor, resolution, now=timezone.now())
+        if refusal:
+            raise WithdrawalError(refusal)
+        resolution.status = Resolution.Status.CONFIRMED
+        resolution.decided_by = actor
+        resolution.decided_at = timezone.now()
+        resolution.decided_totp_step = step
+        resolution.save()
+        audit_event_record(
+            action=AuditAction.WITHDRAWAL_RESOLUTION_CONFIRMED,
+            actor=actor,
+            ip=ip,
+            target=withdrawal,
+            message=f"Confirmed: {resolution.get_finding_display()}"
+            + (f" as {resolution.reference}" if resolution.reference else ""),
+            data={
+                "resolution_id": resolution.pk,
+                "finding": resolution.finding,
+                "reference": resolution.reference,
+                "evidence": resolution.evidence,
+                "proposed_by": resolution.proposed_by_id,
+                "totp_step": step,
+            },
+        )
+        if withdrawal.state == State.SUBMITTING:
+            withdrawal.attempts.filter(finished_at__isnull=True).update(superseded=True)
+        if resolution.finding == Resolution.Finding.FOUND:
+            SubmitJournal(withdrawal.venue.kind).mark_found(
+                withdrawal.request_id, resolution.reference
+            )
+            withdrawal.venue_reference = resolution.reference
             withdrawal.submitted_at = withdrawal.submitted_at or timezone.now()
+            SubmissionIntent.objects.filter(withdrawal=withdrawal).update(done_at=timezone.now())
             _transition(
                 withdrawal,
                 State.SUBMITTED,
-                detail=f"Found at the venue as {found.reference}",
-                data={"reconciled": "found", "reference": found.reference},
+                actor=actor,
+                ip=ip,
+                detail=f"Found at the venue as {resolution.reference} (settled by two people)",
+                data={"resolution_id": resolution.pk, "reference": resolution.reference},
             )
-            SubmissionIntent.objects.filter(withdrawal=withdrawal).update(done_at=timezone.now())
-            _apply_venue_status(withdrawal, found)
+            _on_commit_enqueue(tasks.refresh_withdrawal_status, withdrawal.pk, countdown=1)
+        else:
+            _return_for_resend(
+                withdrawal,
+                actor=actor,
+                ip=ip,
+                detail="Confirmed never sent by two people; sending again.",
+                data={"resolution_id": resolution.pk},
+            )
     return withdrawal
+
+
+def withdrawal_resolution_decline(
+    *, resolution_id: int, actor: User, note: str, ip: str | None = None
+) -> Resolution:
+    """The second person disagrees: the proposal is closed and the withdrawal stays unsettled."""
+    note = (note or "").strip()
+    if not note:
+        raise WithdrawalError("Say why you decline.", field="note")
+    with transaction.atomic():
+        resolution = Resolution.objects.select_for_update().get(pk=resolution_id)
+        refusal = rules.resolution_decline_refusal(actor, resolution)
+        if refusal:
+            raise WithdrawalError(refusal)
+        resolution.status = Resolution.Status.DECLINED
+        resolution.decided_by = actor
+        resolution.decided_at = timezone.now()
+        resolution.decision_note = note[:500]
+        resolution.save()
+        audit_event_record(
+            action=AuditAction.WITHDRAWAL_RESOLUTION_DECLINED,
+            actor=actor,
+            ip=ip,
+            target=resolution.withdrawal,
+            message=note[:200],
+            data={"resolution_id": resolution.pk, "finding": resolution.finding},
+        )
+    return resolution
+
+
+def withdrawal_duplicate_acknowledge(
+    *, duplicate_id: int, actor: User, code: str, note: str, ip: str | None = None
+) -> DuplicatePayment:
+    """Someone has taken the duplicate payment in hand (recovery is outside Countersign)."""
+    note = (note or "").strip()
+    if not note:
+        raise WithdrawalError("Say what is being done about it.", field="note")
+    duplicate = DuplicatePayment.objects.select_related("withdrawal").get(pk=duplicate_id)
+    refusal = rules.duplicate_acknowledge_refusal(actor, duplicate)
+    if refusal:
+        raise WithdrawalError(refusal)
+    step = totp_code_verify(user=actor, code=code, ip=ip, purpose="a duplicate payment")
+    with transaction.atomic():
+        duplicate = DuplicatePayment.objects.select_for_update().get(pk=duplicate_id)
+        refusal = rules.duplicate_acknowledge_refusal(actor, duplicate)
+        if refusal:
+            raise WithdrawalError(refusal)
+        duplicate.acknowledged_by = actor
+        duplicate.acknowledged_at = timezone.now()
+        duplicate.acknowledge_note = note[:500]
+        duplicate.save()
+        audit_event_record(
+            action=AuditAction.WITHDRAWAL_DUPLICATE_ACKNOWLEDGED,
+            actor=actor,
+            ip=ip,
+            target=duplicate.withdrawal,
+            message=note[:200],
+            data={"reference": duplicate.reference, "totp_step": step},
+        )
+    return duplicate
+
+
+# --- periodic -----------------------------------------------------------------------------
 
 
 def withdrawals_expire_stale() -> int:
@@ -798,15 +1421,18 @@ def submission_intents_sweep() -> list[int]:
 
 def withdrawals_needing_attention() -> dict[str, list[int]]:
     """Ids the periodic refresh should look at: submitted ones to poll, unknown ones to
-    reconcile, and submissions whose worker seems to have died."""
-    stale = timezone.now() - timedelta(seconds=settings.SUBMITTING_STALE_SECONDS)
+    reconcile, and submissions whose lease has run out."""
+    now = timezone.now()
     qs = WithdrawalRequest.objects
+    unknown = qs.filter(state=State.OUTCOME_UNKNOWN).exclude(reconcile_after__gt=now)
+    lapsed = [
+        pk
+        for pk, deadline in qs.filter(state=State.SUBMITTING).values_list(
+            "pk", "submit_deadline_at"
+        )
+        if deadline is None or lease_expiry(deadline) <= now
+    ]
     return {
         "refresh": list(qs.filter(state=State.SUBMITTED).values_list("pk", flat=True)),
-        "reconcile": list(qs.filter(state=State.OUTCOME_UNKNOWN).values_list("pk", flat=True))
-        + list(
-            qs.filter(state=State.SUBMITTING, submit_started_at__lt=stale).values_list(
-                "pk", flat=True
-            )
-        ),
+        "reconcile": list(unknown.values_list("pk", flat=True)) + lapsed,
     }

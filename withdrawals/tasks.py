@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
+# The hard limit ends a task whose attempt overran its deadline (a worker stuck outside any
+# venue read); it stays within the lease, so the attempt is dead before anyone supersedes it.
+_SEND_TIME_LIMIT = settings.SUBMIT_DEADLINE_SECONDS + settings.VENUE_HTTP_TIMEOUT
 
-@shared_task(acks_late=True)
+
+@shared_task(acks_late=True, time_limit=_SEND_TIME_LIMIT)
 def submit_withdrawal(withdrawal_id: int) -> None:
     services.withdrawal_submit(withdrawal_id=withdrawal_id)
 
@@ -17,9 +22,15 @@ def refresh_withdrawal_status(withdrawal_id: int) -> None:
     services.withdrawal_status_refresh(withdrawal_id=withdrawal_id)
 
 
-@shared_task(acks_late=True)
+# Reconciliation may re-send (Kraken Embed, same idempotency key) through the guarded path.
+@shared_task(acks_late=True, time_limit=_SEND_TIME_LIMIT)
 def reconcile_withdrawal(withdrawal_id: int) -> None:
     services.withdrawal_reconcile(withdrawal_id=withdrawal_id)
+
+
+@shared_task(acks_late=True)
+def cancel_duplicates(withdrawal_id: int) -> None:
+    services.withdrawal_duplicates_cancel(withdrawal_id=withdrawal_id)
 
 
 @shared_task

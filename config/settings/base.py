@@ -33,6 +33,10 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "demo-only-secret-key-change-me-in-pro
 CREDENTIALS_KEY = os.environ.get(
     "COUNTERSIGN_CREDENTIALS_KEY", "ZGVtby1vbmx5LWNyZWRlbnRpYWxzLWtleS0wMDAwMDA="
 )
+# Key rotation: several keys, newest first. The newest encrypts; every one of them decrypts, until
+# `manage.py rotate_credentials` has re-encrypted every venue under the newest.
+CREDENTIALS_KEYS = env_list("COUNTERSIGN_CREDENTIALS_KEYS", "") or [CREDENTIALS_KEY]
+CREDENTIALS_KEY = CREDENTIALS_KEYS[0]
 # Key of the HMAC chain over audit events.
 AUDIT_HMAC_KEY = os.environ.get("COUNTERSIGN_AUDIT_KEY", "demo-only-audit-chain-key")
 
@@ -177,16 +181,33 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 WITHDRAWAL_APPROVAL_QUORUM = int(os.environ.get("WITHDRAWAL_APPROVAL_QUORUM", "1"))
 # A pending withdrawal nobody approves within this many hours expires.
 WITHDRAWAL_EXPIRY_HOURS = int(os.environ.get("WITHDRAWAL_EXPIRY_HOURS", "72"))
-# A withdrawal left in "submitting" this long is presumed crashed and reconciled.
-SUBMITTING_STALE_SECONDS = int(os.environ.get("SUBMITTING_STALE_SECONDS", "120"))
+VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
+# The submission lease: a worker's whole venue exchange for one attempt (address check, quote
+# re-check, send) must end within this many seconds. The worker refuses to send a request after
+# it (venues.deadline), and Celery kills the task shortly after it (hard time limit). When an
+# attempt counts as over is derived from this (withdrawals.services.lease_expiry), never set.
+SUBMIT_DEADLINE_SECONDS = float(os.environ.get("SUBMIT_DEADLINE_SECONDS", "30"))
+# Reconciliation that cannot conclude looks again with backoff, up to this long between looks.
+RECONCILE_BACKOFF_MAX_SECONDS = float(os.environ.get("RECONCILE_BACKOFF_MAX_SECONDS", "300"))
+# An unknown outcome still unsettled after this long is raised for people to settle.
+RECONCILE_ATTENTION_SECONDS = float(os.environ.get("RECONCILE_ATTENTION_SECONDS", "900"))
+# Kraken Embed: how long after the original attempt reconciliation may re-send under the same
+# idempotency token; later, people decide (the venue's retention of tokens is undocumented).
+RESUBMIT_WINDOW_SECONDS = float(os.environ.get("RESUBMIT_WINDOW_SECONDS", "600"))
 # An approved withdrawal whose task has not run after this long is enqueued again (outbox).
 INTENT_RESEND_SECONDS = float(os.environ.get("INTENT_RESEND_SECONDS", "30"))
 # Reconciliation waits this long after an unknown outcome, so an in-flight request has landed.
 RECONCILE_GRACE_SECONDS = float(os.environ.get("RECONCILE_GRACE_SECONDS", "60"))
-VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
 # A newly approved whitelist address cools off this long (veto window) before it is usable.
 WHITELIST_COOLING_OFF_SECONDS = int(os.environ.get("WHITELIST_COOLING_OFF_SECONDS", str(24 * 3600)))
 
+# The demo and the tests reach venues' sandboxes through sandbox://KIND base URLs; production
+# turns them off, so no venue there can be pointed at an emulator that accepts any withdrawal.
+VENUE_SANDBOXES_ENABLED = True
+# Outside the demo a venue's base URL must be https:// on one of its kind's documented hosts
+# (venues.hosts), or on a host named here: "host" for every kind, or "kind=host".
+VENUE_HOSTS_RESTRICTED = env_bool("VENUE_HOSTS_RESTRICTED", False)
+VENUE_EXTRA_HOSTS = env_list("COUNTERSIGN_VENUE_EXTRA_HOSTS", "")
 # Sandboxes keep their state in one SQLite file, shared by every process of the demo.
 VENUE_SANDBOX_DB = os.environ.get("VENUE_SANDBOX_DB", str(VAR_DIR / "sandbox.sqlite3"))
 # Seconds a sandbox withdrawal stays pending before it settles.

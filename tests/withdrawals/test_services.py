@@ -671,10 +671,12 @@ def test_venue_unavailable_goes_back_to_approved_then_submits_on_retry(
         "withdrawal.requested",
         "withdrawal.approved",
         "withdrawal.submitting",
-        "withdrawal.approved",
+        "withdrawal.retry_scheduled",
         "withdrawal.submitting",
         "withdrawal.submitted",
     ]
+    # A system retry never reads as a second human approval on the trail.
+    assert timeline(withdrawal).count("withdrawal.approved") == 1
 
 
 def test_timeout_after_accept_is_outcome_unknown_then_reconciled_to_submitted(
@@ -721,7 +723,7 @@ def test_timeout_before_accept_reconciles_to_approved_and_submits_once(
     assert sandbox().count_withdrawals() == 1
     assert timeline(withdrawal)[-4:] == [
         "withdrawal.outcome_unknown",
-        "withdrawal.approved",
+        "withdrawal.returned_for_resend",
         "withdrawal.submitting",
         "withdrawal.submitted",
     ]
@@ -881,4 +883,4 @@ def test_kraken_max_fee_travels_and_a_fee_above_it_sends_the_withdrawal_back(
     assert withdrawal.confirmed_quote_id is None
     assert not withdrawal.approvals.filter(voided=False).exists()
     assert sandbox_for("kraken").count_withdrawals() == 0
-    assert timeline(withdrawal)[-1] == "withdrawal.pending_approval"
+    assert timeline(withdrawal)[-1] == "withdrawal.sent_back"
