@@ -10,7 +10,12 @@ export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.base}"
 export WHITELIST_COOLING_OFF_SECONDS="${WHITELIST_COOLING_OFF_SECONDS:-0}"
 
 VAR="${COUNTERSIGN_VAR_DIR:-var}"
+# The demo's databases hold password hashes, TOTP secrets and venue credentials: only the person
+# running the demo may read them, files created from now on and those left by earlier runs.
+umask 077
 mkdir -p "$VAR"
+chmod 700 "$VAR"
+find "$VAR" -maxdepth 1 -name '*.sqlite3*' -exec chmod 600 {} +
 
 $PY manage.py migrate --noinput -v 0
 seed_output=$($PY manage.py seed_demo)

@@ -62,6 +62,13 @@ def sandbox_for(kind: str) -> SandboxApp:
     )
 
 
+class SandboxesOffTransport(httpx.BaseTransport):
+    """Refuses every request of a ``sandbox://`` venue where the settings turn sandboxes off."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("sandbox venues are turned off in this profile", request=request)
+
+
 def build_client(
     *,
     kind: str,
@@ -79,7 +86,12 @@ def build_client(
     ``deadline``: no request starts after it, and none reads on long past it (venues.deadline).
     """
     if base_url.startswith(SANDBOX_SCHEME):
-        transport: httpx.BaseTransport | None = InProcessTransport(sandbox_for(kind))
+        # Production turns sandboxes off: such a venue is unreachable, and nothing is sent.
+        transport: httpx.BaseTransport | None = (
+            InProcessTransport(sandbox_for(kind))
+            if settings.VENUE_SANDBOXES_ENABLED
+            else SandboxesOffTransport()
+        )
         base_url = "http://sandbox.invalid"
     else:
         transport = None

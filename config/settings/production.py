@@ -11,12 +11,15 @@ import os
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.keys import production_key_errors
+
 from .base import *  # noqa: F403
 from .base import env_bool
 
 REQUIRED = (
     "SECRET_KEY",
-    "COUNTERSIGN_CREDENTIALS_KEY",
+    # Several keys for rotation (newest first), or one; either variable will do.
+    ("COUNTERSIGN_CREDENTIALS_KEYS", "COUNTERSIGN_CREDENTIALS_KEY"),
     "COUNTERSIGN_AUDIT_KEY",
     "DATABASE_URL",
     "REDIS_URL",
@@ -24,7 +27,13 @@ REQUIRED = (
     "CSRF_TRUSTED_ORIGINS",
 )
 # Name every missing variable at once, so one failed start tells the operator everything.
-_missing = [name for name in REQUIRED if not os.environ.get(name, "").strip()]
+_missing = [
+    " or ".join(names) if isinstance(names, tuple) else names
+    for names in REQUIRED
+    if not any(
+        os.environ.get(n, "").strip() for n in (names if isinstance(names, tuple) else (names,))
+    )
+]
 if _missing:
     raise ImproperlyConfigured(
         "Production settings need these environment variables, which are not set: "
@@ -44,8 +53,23 @@ def required_list(name: str) -> list[str]:
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "demo"]  # noqa: F405
 
 SECRET_KEY = required("SECRET_KEY")
-CREDENTIALS_KEY = required("COUNTERSIGN_CREDENTIALS_KEY")
+_credentials_var = (
+    "COUNTERSIGN_CREDENTIALS_KEYS"
+    if os.environ.get("COUNTERSIGN_CREDENTIALS_KEYS", "").strip()
+    else "COUNTERSIGN_CREDENTIALS_KEY"
+)
+CREDENTIALS_KEYS = required_list(_credentials_var)
+CREDENTIALS_KEY = CREDENTIALS_KEYS[0]
 AUDIT_HMAC_KEY = required("COUNTERSIGN_AUDIT_KEY")
+# Public demo keys and placeholders ("x", "changeme") stop start-up, each named.
+_weak = production_key_errors(
+    secret_key=SECRET_KEY,
+    credentials_keys=CREDENTIALS_KEYS,
+    audit_key=AUDIT_HMAC_KEY,
+    credentials_var=_credentials_var,
+)
+if _weak:
+    raise ImproperlyConfigured("Production refuses weak or public secrets: " + " | ".join(_weak))
 DEBUG = False
 ALLOWED_HOSTS = required_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = required_list("CSRF_TRUSTED_ORIGINS")
@@ -100,6 +124,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # The worker itself keeps trying to reach a broker that went away, for as long as it takes.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+
+# --- venues: no sandboxes, https on documented hosts only ----------------------------------------
+VENUE_SANDBOXES_ENABLED = False
+VENUE_HOSTS_RESTRICTED = True
 
 # --- HTTPS and cookies -------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -7,19 +7,22 @@ settings are read once per process.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "SECRET_KEY": "x" * 60 + "-production-like-secret-key",
-    "COUNTERSIGN_CREDENTIALS_KEY": "cHJvZHVjdGlvbi1saWtlLWNyZWRlbnRpYWxzLWtleSE=",
-    "COUNTERSIGN_AUDIT_KEY": "production-like-audit-key",
+    # Generated once for this module: strong, and public nowhere but in this test run.
+    "SECRET_KEY": secrets.token_urlsafe(48),
+    "COUNTERSIGN_CREDENTIALS_KEY": Fernet.generate_key().decode(),
+    "COUNTERSIGN_AUDIT_KEY": secrets.token_urlsafe(48),
     # check --deploy connects to neither: the URLs only have to be well-formed.
     "DATABASE_URL": "postgres://countersign:secret@127.0.0.1:1/countersign",
     "REDIS_URL": "redis://127.0.0.1:1/0",
@@ -137,3 +140,62 @@ def test_database_url_must_be_postgresql(tmp_path):
     result = manage("check", env=env, tmp_path=tmp_path)
     assert result.returncode != 0
     assert "DATABASE_URL must point at PostgreSQL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("SECRET_KEY", "demo-only-secret-key-change-me-in-production-0123456789", "demo"),
+        ("SECRET_KEY", "x", "too weak"),
+        ("SECRET_KEY", "x" * 60 + "-production-like-secret-key", "too weak"),
+        ("COUNTERSIGN_CREDENTIALS_KEY", "ZGVtby1vbmx5LWNyZWRlbnRpYWxzLWtleS0wMDAwMDA=", "demo"),
+        ("COUNTERSIGN_CREDENTIALS_KEY", "x", "not a Fernet key"),
+        # Valid Fernet, but the bytes are text ("production-like-credentials-key!").
+        ("COUNTERSIGN_CREDENTIALS_KEY", "cHJvZHVjdGlvbi1saWtlLWNyZWRlbnRpYWxzLWtleSE=", "random"),
+        ("COUNTERSIGN_AUDIT_KEY", "demo-only-audit-chain-key", "demo"),
+        ("COUNTERSIGN_AUDIT_KEY", "production-like-audit-key", "too weak"),
+    ],
+)
+def test_a_weak_or_public_secret_stops_start_up_naming_it(variable, value, words, tmp_path):
+    result = manage("check", env={**PRODUCTION_ENV, variable: value}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last_line and variable in last_line
+    assert words in last_line
+    if len(value) > 1:
+        assert value not in last_line  # a rejected key is still a key: never echoed
+    others = {"SECRET_KEY", "COUNTERSIGN_CREDENTIALS_KEY", "COUNTERSIGN_AUDIT_KEY"} - {variable}
+    assert not any(name in last_line for name in others)
+
+
+def test_several_credentials_keys_are_accepted_and_each_is_checked(tmp_path):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "COUNTERSIGN_CREDENTIALS_KEY"}
+    newest, older = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    good = manage(
+        "check", env={**env, "COUNTERSIGN_CREDENTIALS_KEYS": f"{newest},{older}"}, tmp_path=tmp_path
+    )
+    assert good.returncode == 0, good.stderr
+    bad = manage(
+        "check", env={**env, "COUNTERSIGN_CREDENTIALS_KEYS": f"{newest},short"}, tmp_path=tmp_path
+    )
+    assert bad.returncode != 0
+    assert "COUNTERSIGN_CREDENTIALS_KEYS (key 2 of 2)" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_production_has_no_demo_commands(tmp_path):
+    """seed_demo would create users with public passwords; runvenues would serve sandboxes."""
+    for command in ("seed_demo", "demo_totp", "runvenues"):
+        result = manage(command, env=PRODUCTION_ENV, tmp_path=tmp_path)
+        assert result.returncode != 0
+        assert f"Unknown command: '{command}'" in result.stderr
+
+
+def test_production_turns_sandboxes_off_and_restricts_venue_hosts(tmp_path):
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.VENUE_SANDBOXES_ENABLED, s.VENUE_HOSTS_RESTRICTED, 'demo' in s.INSTALLED_APPS)"
+    )
+    env = {**PRODUCTION_ENV, "VENUE_HOSTS_RESTRICTED": "0"}
+    result = manage("shell", "-v", "0", "-c", code, env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "False"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -40,6 +41,14 @@ class Command(BaseCommand):
     help = "Create (or refresh) the demo users, sandbox venues and whitelisted addresses."
 
     def handle(self, *args, **options) -> None:
+        # The demo users' passwords and TOTP secrets are public (they are in this file): only a
+        # profile that also runs the sandboxes is a demo. Production does not install this app;
+        # this guards any other profile that might.
+        if not settings.VENUE_SANDBOXES_ENABLED:
+            raise CommandError(
+                "seed_demo creates users with public passwords and sandbox venues; it runs only "
+                "under the demo settings (VENUE_SANDBOXES_ENABLED), not these."
+            )
         with transaction.atomic():
             users = self._users()
             created = self._venues(users["carol"], users["erin"])
