@@ -7,7 +7,10 @@ Wire facts this client relies on:
   for POST, the exact compact JSON we send.
 * ``POST /b2b/funds/withdrawals`` both quotes (``preview: true``) and submits. Its
   ``idempotency_token`` (our request id) makes a repeated submit return the original result, so
-  this is the one venue where resending the same submission is safe.
+  this is the one venue where resending the same submission is safe - within a retention time
+  nobody documents (NOTES §7). Whether a preview is stored under its token is not documented
+  either: if it were, a submit sharing the preview's token would get the preview back. So every
+  preview carries a fresh token of its own, never the request id.
 * Errors are HTTP statuses with a Kraken-style ``{"error": [...]}`` body. NOTES marks that body
   shape unverified, so the status code alone must also be enough to classify an answer.
 
@@ -17,10 +20,11 @@ Assumptions (documented, not quoted from Kraken):
   as for spot ``WithdrawInfo``; so the requested amount is fee-inclusive.
 * The venue formats amounts at the asset's precision ("0.00050000" for BTC), so the precision is
   read from the decimal places of the withdrawal method's amounts.
-* The documented transaction rows carry no idempotency token. Reconciliation matches a row on
-  ``idempotency_token`` when the row carries one (our sandbox does) and never guesses otherwise:
-  a ``None`` from :meth:`KrakenEmbedClient.find` is safe here, because resubmitting with the same
-  token returns the original withdrawal instead of creating a second one.
+* The documented transaction rows (``type, date, asset, amount, status, ref_id``) carry no
+  idempotency token. Reconciliation reads them first (:meth:`KrakenEmbedClient.find`): the
+  ``ref_id`` our submit journal recorded, else the same asset and amount (the requested amount or
+  the amount net of the method's fee: which one rows show is not documented) near a recorded
+  send; rows another of our withdrawals holds are never taken, and two candidates are ambiguous.
 * A refused ``fee_token`` answers ``EFunding:Invalid fee token`` (NOTES only says "if rejected,
   fetch withdrawal methods again"); the withdrawal then needs a new preview.
 """
@@ -28,9 +32,11 @@ Assumptions (documented, not quoted from Kraken):
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, NoReturn
@@ -39,11 +45,14 @@ from urllib.parse import urlencode
 
 import httpx
 
+from venues.budget import Purpose, key_turn
 from venues.http import amount_str, compact_json, retry_after, send, server_error
 from venues.interface import (
     Quote,
     SavedAddress,
     SubmitReceipt,
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueError,
     VenueOutcomeUnknown,
@@ -55,6 +64,7 @@ from venues.interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
+from venues.journal import SubmitJournal
 from venues.nonces import DatabaseNonceSource, nonce_scope
 
 API_VERSION = "2025-04-15"
@@ -68,6 +78,8 @@ PAGE_SIZE = 500  # the documented maximum of page_size
 MAX_PAGES = 20  # bounds a history walk; reconciliation concerns recent withdrawals
 # The guide says 429 is "Retryable with backoff" but names no hint; used when no Retry-After.
 DEFAULT_RETRY_AFTER = 5.0
+# find(): how far a transaction's ``date`` may lie from a recorded send and still be that send.
+RECONCILE_WINDOW = timedelta(minutes=5)
 
 # Every documented withdrawal status (guide table, plus "initial" from the transactions example).
 STATUS_MAP: dict[str, VenueState] = {
@@ -84,7 +96,8 @@ STATUS_MAP: dict[str, VenueState] = {
 ERROR_OUTCOMES: dict[str, type[VenueError]] = {
     "EGeneral:Bad data": VenueRejected,
     "EGeneral:Invalid arguments": VenueRejected,
-    "EGeneral:Permission denied": VenueRejected,
+    # Our credentials or permissions were refused: nothing about any withdrawal follows.
+    "EGeneral:Permission denied": VenueAccessRefused,
     "ENexus:Unknown asset": VenueRejected,
     "EFunding:Unknown withdraw key": VenueRejected,
     "EFunding:Duplicate withdraw key": VenueRejected,
@@ -92,14 +105,15 @@ ERROR_OUTCOMES: dict[str, type[VenueError]] = {
     "EFunding:Invalid fee token": VenueQuoteRefused,
     "EFunding:Invalid amount": VenueRejected,
     "EFunding:Insufficient funds": VenueRejected,
-    "EAPI:Invalid key": VenueRejected,
-    "EAPI:Invalid signature": VenueRejected,
+    "EAPI:Invalid key": VenueAccessRefused,
+    "EAPI:Invalid signature": VenueAccessRefused,
     # A refused nonce means the request was not processed: retrying with a new nonce is safe.
     "EAPI:Invalid nonce": VenueUnavailable,
-    "Missing API-Key": VenueRejected,
+    "Missing API-Key": VenueAccessRefused,
     "EAPI:Rate limit exceeded": VenueUnavailable,
     "EService:Deadline elapsed": VenueOutcomeUnknown,
     "EGeneral:Internal error": VenueOutcomeUnknown,
+    "EDatabase:Internal error": VenueOutcomeUnknown,
     "EService:Unavailable": VenueOutcomeUnknown,
 }
 
@@ -121,6 +135,15 @@ def _decimal(value: Any) -> Decimal:
         raise VenueUnavailable(f"Kraken Embed sent an unreadable amount {value!r}") from exc
 
 
+def _date(value: Any) -> datetime | None:
+    """A transaction's ``date`` ("2023-03-13T12:34:56Z"); None if unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _places(text: str) -> int:
     return len(text.partition(".")[2])
 
@@ -131,6 +154,7 @@ class KrakenEmbedClient:
     supports_saved_addresses: ClassVar[bool] = True
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = True
+    supports_fee_cap: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -139,12 +163,14 @@ class KrakenEmbedClient:
         credentials: VenueCredentials,
         options: VenueSettings,
         nonces: DatabaseNonceSource,
+        purpose: Purpose | None = None,  # Embed documents no call counter to rank calls on
     ) -> None:
         self._http = http
         self._credentials = credentials
         self._options = options
         self._nonces = nonces
         self._scope = nonce_scope(self.kind, credentials.api_key)
+        self._journal = SubmitJournal(self.kind)
 
     def __repr__(self) -> str:
         return f"KrakenEmbedClient(base_url={str(self._http.base_url)!r})"
@@ -156,7 +182,9 @@ class KrakenEmbedClient:
         fee_token = str(method.get("fee_token") or "")
         amounts = [method[k]["amount"] for k in ("fee", "minimum", "maximum") if k in method]
         precision = max((_places(str(a)) for a in amounts), default=None)
-        body = self._withdraw_body(spec, fee_token=fee_token, precision=precision, preview=True)
+        body = self._withdraw_body(
+            spec, fee_token=fee_token, precision=precision, token=str(uuid.uuid4()), preview=True
+        )
         # A preview creates nothing, so a failure on it is as safe to retry as a read.
         result = self._call("POST", WITHDRAWALS_PATH, body=body, mutating=False)
         fee = _decimal(result["fee"])
@@ -177,12 +205,15 @@ class KrakenEmbedClient:
             spec,
             fee_token=quote.token if quote else "",
             precision=quote.precision if quote else None,
+            token=str(spec.request_id),
             preview=False,
         )
+        entry = self._journal.mark_sent(spec.request_id)
         result = self._call("POST", WITHDRAWALS_PATH, body=body, mutating=True)
         reference = str(result.get("ref_id") or "")
         if not reference:
             raise VenueOutcomeUnknown("Kraken Embed accepted the withdrawal but sent no ref_id")
+        self._journal.mark_reference(spec.request_id, reference, entry=entry)
         return SubmitReceipt(reference=reference, raw=result)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
@@ -196,13 +227,54 @@ class KrakenEmbedClient:
         return self._status_of(row)
 
     def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
-        token = str(spec.request_id)
-        row = self._search(lambda tx: tx.get("idempotency_token") == token)
-        return self._status_of(row) if row is not None else None
+        """This withdrawal in ``/b2b/funds/transactions``, or None if Kraken has no trace.
+
+        Read before anything is re-sent. The ``ref_id`` recorded when Kraken answered our
+        submission is the exact link; without it, a row of the same asset, the requested or
+        net amount, dated near one of our recorded sends, that no other withdrawal of ours
+        holds. Two such rows: :class:`VenueAmbiguous`. Never sent by us: None.
+        """
+        sent = self._journal.sent_times(spec.request_id)
+        if not sent:
+            return None
+        reference = self._journal.reference(spec.request_id)
+        if reference:
+            return self.status(spec, reference=reference)
+        amounts = {spec.amount}
+        fee = self._method(spec).get("fee", {}).get("amount")
+        if fee is not None:
+            amounts.add(spec.amount - _decimal(fee))
+        earliest = min(sent) - RECONCILE_WINDOW
+        candidates = []
+        for row in self._rows():
+            moment = _date(row.get("date"))
+            if moment is None or moment < earliest:
+                continue
+            near = any(abs(moment - at) <= RECONCILE_WINDOW for at in sent)
+            if near and row.get("asset") == spec.asset and _decimal(row.get("amount")) in amounts:
+                candidates.append(row)
+        claimed = self._journal.claimed_by_others(
+            spec.request_id, [str(row.get("ref_id")) for row in candidates]
+        )
+        candidates = [row for row in candidates if str(row.get("ref_id")) not in claimed]
+        if len(candidates) > 1:
+            refs = ", ".join(str(row.get("ref_id")) for row in candidates)
+            raise VenueAmbiguous(
+                f"{len(candidates)} Kraken Embed withdrawals ({refs}) match {spec.amount} "
+                f"{spec.asset} near our submission; people must decide"
+            )
+        if not candidates:
+            return None
+        self._journal.mark_reference(spec.request_id, str(candidates[0].get("ref_id")))
+        return self._status_of(candidates[0])
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
-        found = self.find(spec)
-        return [found] if found is not None else []
+        """Rows whose ``ref_id`` our journal recorded for this request: the documented rows
+        carry no token of ours, so the journal is the only exact link."""
+        references = set(self._journal.references(spec.request_id))
+        if not references:
+            return []
+        return [self._status_of(row) for row in self._rows() if row.get("ref_id") in references]
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         raise NotImplementedError("Kraken Embed documents no withdrawal cancel")
@@ -246,7 +318,13 @@ class KrakenEmbedClient:
         )
 
     def _withdraw_body(
-        self, spec: WithdrawalSpec, *, fee_token: str, precision: int | None, preview: bool
+        self,
+        spec: WithdrawalSpec,
+        *,
+        fee_token: str,
+        precision: int | None,
+        token: str,
+        preview: bool,
     ) -> dict[str, Any]:
         if precision is not None and spec.amount != spec.amount.quantize(
             Decimal(1).scaleb(-precision)
@@ -258,14 +336,16 @@ class KrakenEmbedClient:
             "asset": spec.asset,
             "key": spec.venue_key,
             "amount": amount_str(spec.amount, precision),
-            "idempotency_token": str(spec.request_id),
+            "idempotency_token": token,
         }
         if fee_token:
             body["fee_token"] = fee_token
         body["preview"] = preview
         return body
 
-    def _search(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        """Withdrawal rows of ``/b2b/funds/transactions``, page by page (in the venue's order,
+        which is not documented, so every page up to MAX_PAGES is read when needed)."""
         cursor = ""
         for _ in range(MAX_PAGES):
             params = {"type": "withdrawal", "page_size": str(PAGE_SIZE)}
@@ -273,12 +353,14 @@ class KrakenEmbedClient:
                 params["cursor"] = cursor
             result = self._call("GET", TRANSACTIONS_PATH, params=params, mutating=False)
             for row in result.get("transactions", []):
-                if row.get("type", "withdrawal") == "withdrawal" and match(row):
-                    return row
+                if isinstance(row, dict) and row.get("type", "withdrawal") == "withdrawal":
+                    yield row
             cursor = str(result.get("next_cursor") or "")
             if not cursor:
-                return None
-        return None
+                return
+
+    def _search(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        return next((row for row in self._rows() if match(row)), None)
 
     def _status_of(self, row: dict[str, Any]) -> VenueStatus:
         raw_status = str(row.get("status", ""))
@@ -311,13 +393,23 @@ class KrakenEmbedClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         request = self._http.build_request(method, target, content=content, headers=headers)
-        # Sign what goes on the wire: the path and query exactly as httpx encoded them.
-        nonce = str(self._nonces.next(self._scope))
-        request.headers["API-Nonce"] = nonce
-        request.headers["API-Sign"] = sign(
-            self._credentials.api_secret, request.url.raw_path.decode("ascii"), nonce, content
-        )
-        response = send(self._http, request, mutating=mutating)
+        # One request in flight per key: a later nonce must never overtake an earlier one.
+        with key_turn(self._scope):
+            # Sign what goes on the wire: the path and query exactly as httpx encoded them.
+            nonce = str(self._nonces.next(self._scope))
+            request.headers["API-Nonce"] = nonce
+            try:
+                request.headers["API-Sign"] = sign(
+                    self._credentials.api_secret,
+                    request.url.raw_path.decode("ascii"),
+                    nonce,
+                    content,
+                )
+            except (binascii.Error, ValueError) as exc:
+                raise VenueAccessRefused(
+                    "The Kraken Embed API secret is not valid base64."
+                ) from exc
+            response = send(self._http, request, mutating=mutating)
         try:
             payload = response.json()
         except ValueError:
@@ -356,5 +448,8 @@ class KrakenEmbedClient:
             server_error(response, mutating=mutating, message=message)
         if outcome is VenueQuoteRefused:
             raise VenueQuoteRefused(message, code=code, http_status=status)
-        # Any other refusal (401 auth, 4xx bad data, an undocumented string) is permanent.
+        if status in (401, 403) or outcome is VenueAccessRefused:
+            # "401 auth failed" (guide): our credentials, not any withdrawal, were refused.
+            raise VenueAccessRefused(message, code=code, http_status=status)
+        # Any other refusal (4xx bad data, an undocumented string) is permanent.
         raise VenueRejected(message, code=code, http_status=status)

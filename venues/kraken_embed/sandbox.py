@@ -13,11 +13,25 @@ documented fact:
   ``EService:Deadline elapsed``.
 * The requested amount is debited; the preview's ``amount`` is what is sent after the fee and
   ``total`` what is debited (as spot ``WithdrawInfo``).
-* Transaction rows carry an extra ``idempotency_token`` field so reconciliation can find a
-  withdrawal by our request id; the documented row has no such field.
+* Transaction rows carry exactly the documented fields (``type, date, asset, amount, status,
+  ref_id``: NOTES §2.2, funding transactions example); no token of the client's.
 * One account per API key: calls with ``user=<its IIBAN>`` and calls without ``user`` act on
   the same balances.
 * The address list answers ``{"result": {"addresses": [...]}}`` (its shape is not documented).
+
+Modes (``set_mode``) where the documents are silent, the least convenient reading the default:
+
+``preview_storage``  ``stored`` (default) or ``not_stored``: whether a ``preview: true`` call is
+                     kept under its ``idempotency_token``, so that a later call with the same
+                     token "returns the original result" - the preview (withdraw-funds page on
+                     the token; NOTES §7 says to assume it is stored).
+``token_retention``  ``short`` (default: :data:`TOKEN_RETENTION_SECONDS`) or ``kept``: how long
+                     a token's original result is remembered; after that a call with the same
+                     token is new (NOTES §7: retention is not documented).
+``history_amount``   ``net`` (default: requested amount minus fee) or ``gross``: which amount
+                     transaction rows show (the example shows only ``"amount": "1.23"``).
+``history_order``    ``oldest_first`` (default) or ``newest_first``: the order of transaction
+                     rows, which no page states.
 """
 
 from __future__ import annotations
@@ -49,6 +63,7 @@ from ..sandbox.store import StoreTx
 
 API_VERSION = "2025-04-15"
 FEE_TOKEN_SECONDS = 600  # "guarantees the quoted fee for 10 minutes"
+TOKEN_RETENTION_SECONDS = 120  # mode token_retention=short: an undocumented, short memory
 
 # asset -> precision and its withdrawal methods (network, fee, minimum, maximum).
 ASSETS: dict[str, dict[str, Any]] = {
@@ -206,6 +221,14 @@ class KrakenEmbedSandbox(SandboxApp):
     kind = "kraken_embed"
     QUOTE_PATH = "/b2b/funds/withdrawals/methods"
     SUBMIT_PATH = "/b2b/funds/withdrawals"
+    HISTORY_PATH = "/b2b/funds/transactions"
+    STATUS_PATH = "/b2b/funds/transactions"
+    MODES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "preview_storage": ("stored", "not_stored"),
+        "token_retention": ("short", "kept"),
+        "history_amount": ("net", "gross"),
+        "history_order": ("oldest_first", "newest_first"),
+    }
     DOCUMENTED_ERRORS: ClassVar[dict[str, str]] = {
         "EGeneral:Bad data": "VenueRejected",
         "ENexus:Unknown asset": "VenueRejected",
@@ -213,11 +236,11 @@ class KrakenEmbedSandbox(SandboxApp):
         "EFunding:Invalid fee token": "VenueQuoteRefused",
         "EFunding:Invalid amount": "VenueRejected",
         "EFunding:Insufficient funds": "VenueRejected",
-        "EGeneral:Permission denied": "VenueRejected",
-        "EAPI:Invalid key": "VenueRejected",
-        "EAPI:Invalid signature": "VenueRejected",
+        "EGeneral:Permission denied": "VenueAccessRefused",
+        "EAPI:Invalid key": "VenueAccessRefused",
+        "EAPI:Invalid signature": "VenueAccessRefused",
         "EAPI:Invalid nonce": "VenueUnavailable",
-        "Missing API-Key": "VenueRejected",
+        "Missing API-Key": "VenueAccessRefused",
         "EAPI:Rate limit exceeded": "VenueUnavailable",
         "EService:Deadline elapsed": "VenueOutcomeUnknown",
         "EGeneral:Internal error": "VenueOutcomeUnknown",
@@ -461,11 +484,14 @@ class KrakenEmbedSandbox(SandboxApp):
         except ValueError as exc:
             raise SandboxError("EGeneral:Bad data") from exc
         with self.store.tx() as tx:
-            if not preview:
-                original = tx.get(self._c("idempotency"), f"{api_key}:{token}")
-                if original is not None:
-                    # "Reusing the same key on retry returns the original result."
-                    return SandboxResponse.json({"result": original["result"]})
+            original = tx.get(self._c("idempotency"), f"{api_key}:{token}")
+            retained = original is not None and (
+                self.mode_in(tx, "token_retention") == "kept"
+                or now_ts() - original.get("at", 0) <= TOKEN_RETENTION_SECONDS
+            )
+            if retained:
+                # "Reusing the same key on retry returns the original result."
+                return SandboxResponse.json({"result": original["result"]})
             account = self.account(tx, api_key) or {}
             checked = self._check_withdrawal(tx, api_key, account, body)
             asset, amount, fee, precision, fee_token = checked
@@ -477,6 +503,12 @@ class KrakenEmbedSandbox(SandboxApp):
                 "fee_token": fee_token,
             }
             if preview:
+                if self.mode_in(tx, "preview_storage") == "stored":
+                    tx.put(
+                        self._c("idempotency"),
+                        f"{api_key}:{token}",
+                        {"result": result, "at": now_ts()},
+                    )
                 return SandboxResponse.json({"result": result})
             balances = account["balances"]
             balances[asset] = str(dec(balances.get(asset, "0")) - amount)
@@ -493,11 +525,10 @@ class KrakenEmbedSandbox(SandboxApp):
                     "debited": str(amount),
                     "fee": result["fee"],
                     "key": body["key"],
-                    "idempotency_token": token,
                     "status": "initial",
                 },
             )
-            tx.put(self._c("idempotency"), f"{api_key}:{token}", {"result": result})
+            tx.put(self._c("idempotency"), f"{api_key}:{token}", {"result": result, "at": now_ts()})
         return SandboxResponse.json({"result": result})
 
     def _check_withdrawal(
@@ -591,17 +622,23 @@ class KrakenEmbedSandbox(SandboxApp):
         if query["type"] == "withdrawal":
             with self.store.tx() as tx:
                 docs = self.withdrawals(tx, api_key)
+                net = self.mode_in(tx, "history_amount") == "net"
+                if self.mode_in(tx, "history_order") == "newest_first":
+                    docs.reverse()
             rows = [
                 {
                     "type": "withdrawal",
                     "date": iso(doc["created_at"]),
                     "asset": doc["asset"],
-                    "amount": doc["amount_sent"],
+                    "amount": _fmt(
+                        dec(doc["debited"]) - dec(doc["fee"]), ASSETS[doc["asset"]]["precision"]
+                    )
+                    if net
+                    else doc["amount_sent"],
                     "status": doc["status"],
                     "ref_id": doc["reference"],
-                    "idempotency_token": doc["idempotency_token"],
                 }
-                for doc in reversed(docs)  # newest first
+                for doc in docs
             ]
         page = rows[offset : offset + page_size]
         more = offset + page_size < len(rows)

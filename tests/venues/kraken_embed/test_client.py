@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from venues.interface import (
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueOutcomeUnknown,
     VenueRejected,
@@ -22,6 +24,7 @@ from venues.interface import (
 from venues.kraken_embed import client as client_module
 from venues.kraken_embed.client import ERROR_OUTCOMES, STATUS_MAP, KrakenEmbedClient, sign
 from venues.kraken_embed.sandbox import KrakenEmbedSandbox
+from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
 from venues.registry import build_client, sandbox_for
 from venues.sandbox.server import LoopbackServer
@@ -306,9 +309,12 @@ def test_timeouts_and_server_errors_on_submit_are_unknown(sandbox, client, seed,
 
 @pytest.mark.parametrize("status", [408, 500, 503])
 def test_timeouts_and_server_errors_on_reads_are_unavailable(sandbox, client, seed, status):
+    withdrawal = spec(seed)
+    client.submit(withdrawal, quote=None)
+    SubmitAttempt.objects.update(reference="")  # the answer was lost: find reads the history
     sandbox.inject("http_error", path="/b2b/funds/transactions", status=status)
     with pytest.raises(VenueUnavailable):
-        client.find(spec(seed))
+        client.find(withdrawal)
 
 
 def test_server_error_on_preview_is_unavailable(sandbox, client, seed):
@@ -366,6 +372,70 @@ def test_status_pending_reads_initial(sandbox, client, seed):
 def test_status_of_an_unknown_reference_is_unavailable(client, seed):
     with pytest.raises(VenueUnavailable, match="not in Kraken Embed's transaction history"):
         client.status(spec(seed), reference="FTQcuak-V6Za8qrWnhzTx67yYHz8Tg")
+
+
+def test_every_preview_carries_a_fresh_token_of_its_own(sandbox, seed):
+    """If Kraken stores a preview under its token (NOTES §7, the sandbox's default), a preview
+    sent with the request id would be what the real submit gets back."""
+    client, recorder = recording_client(sandbox, seed.credentials)
+    withdrawal = spec(seed)
+    first, second = client.quote(withdrawal), client.quote(withdrawal)
+    receipt = client.submit(withdrawal, quote=second)
+    previews = [json.loads(r.content) for r in recorder.requests if b'"preview":true' in r.content]
+    tokens = [body["idempotency_token"] for body in previews]
+    assert len(tokens) == 2 and len(set(tokens)) == 2
+    assert str(withdrawal.request_id) not in tokens
+    assert first.token and receipt.reference
+    assert sandbox.count_withdrawals() == 1
+
+
+@pytest.mark.parametrize("amounts", ["net", "gross"])
+def test_find_from_the_transactions_alone_in_either_amount_reading(sandbox, client, seed, amounts):
+    sandbox.set_mode("history_amount", amounts)
+    withdrawal = spec(seed)
+    receipt = client.submit(withdrawal, quote=client.quote(withdrawal))
+    SubmitAttempt.objects.update(reference="")  # the answer was lost
+    found = client.find(withdrawal)
+    assert found is not None and found.reference == receipt.reference
+
+
+def test_find_never_sent_is_none_without_reading(sandbox, client, seed):
+    sandbox.inject("http_error", path="/b2b/funds/transactions", status=500)
+    assert client.find(spec(seed)) is None
+
+
+def test_find_with_two_candidates_is_ambiguous(sandbox, client, seed):
+    withdrawal = spec(seed)
+    client.submit(withdrawal, quote=None)
+    client.submit(spec(seed), quote=None)  # same asset and amount, made elsewhere
+    SubmitAttempt.objects.update(reference="")
+    with pytest.raises(VenueAmbiguous):
+        client.find(withdrawal)
+
+
+def test_find_skips_what_another_withdrawal_holds(sandbox, client, seed):
+    withdrawal, other = spec(seed), spec(seed)
+    client.submit(withdrawal, quote=None)
+    held = client.submit(other, quote=None).reference
+    SubmitAttempt.objects.filter(request_id=withdrawal.request_id).update(reference="")
+    found = client.find(withdrawal)
+    assert found is not None and found.reference != held
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ("EAPI:Invalid key", 401),
+        ("EAPI:Invalid signature", 401),
+        ("Missing API-Key", 401),
+        ("EGeneral:Permission denied", 403),
+        ("an auth failure in words nobody documented", 401),  # the guide: "401 auth failed"
+    ],
+)
+def test_refused_credentials_are_access_refused(sandbox, client, seed, error, status):
+    sandbox.inject("error", path="/b2b/funds/withdrawals/addresses", error=error, status=status)
+    with pytest.raises(VenueAccessRefused):
+        client.check_connection()
 
 
 # --- addresses, connection, cancel, secrets ---------------------------------------------------

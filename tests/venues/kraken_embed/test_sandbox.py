@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from venues.kraken_embed import sandbox as embed_sandbox
 from venues.kraken_embed.client import sign
 from venues.kraken_embed.sandbox import KrakenEmbedSandbox
 from venues.registry import sandbox_for
@@ -216,12 +217,32 @@ def test_preview_creates_nothing_and_reports_net_fee_total(sandbox, seed):
     )
     assert result["fee_token"].startswith("wft_")
     assert sandbox.count_withdrawals() == 0
-    # The preview did not use the idempotency token up: the real submit still creates one.
-    submit = call(
-        sandbox, seed, "POST", "/b2b/funds/withdrawals" + user(seed), body | {"preview": False}
-    )
-    assert answer(submit)["result"]["ref_id"]
-    assert sandbox.count_withdrawals() == 1
+
+
+@pytest.mark.parametrize(("storage", "created"), [("stored", 0), ("not_stored", 1)])
+def test_a_submit_reusing_a_preview_token(sandbox, seed, storage, created):
+    assert KrakenEmbedSandbox.MODES["preview_storage"][0] == "stored"  # the default
+    sandbox.set_mode("preview_storage", storage)
+    body = withdraw_body(seed, "0.001", preview=True)
+    target = "/b2b/funds/withdrawals" + user(seed)
+    preview = answer(call(sandbox, seed, "POST", target, body))["result"]
+    submit = answer(call(sandbox, seed, "POST", target, body | {"preview": False}))["result"]
+    # Stored: "reusing the same key ... returns the original result", the preview itself.
+    assert (submit == preview) is (storage == "stored")
+    assert sandbox.count_withdrawals() == created
+
+
+@pytest.mark.parametrize(("retention", "created"), [("short", 2), ("kept", 1)])
+def test_token_retention(sandbox, seed, monkeypatch, retention, created):
+    assert KrakenEmbedSandbox.MODES["token_retention"][0] == "short"  # the default
+    sandbox.set_mode("token_retention", retention)
+    target = "/b2b/funds/withdrawals" + user(seed)
+    body = withdraw_body(seed, "0.001")
+    call(sandbox, seed, "POST", target, body)
+    later = time.time() + embed_sandbox.TOKEN_RETENTION_SECONDS + 1
+    monkeypatch.setattr(embed_sandbox, "now_ts", lambda: later)
+    call(sandbox, seed, "POST", target, body)
+    assert sandbox.count_withdrawals() == created
 
 
 def test_same_idempotency_token_returns_the_original_result(sandbox, seed):
@@ -284,12 +305,30 @@ def test_transactions_page_with_a_cursor(sandbox, seed):
     ]
     base = "/b2b/funds/transactions?type=withdrawal&page_size=2&user=" + seed.credentials.account
     first = answer(call(sandbox, seed, "GET", base))["result"]
-    assert [t["ref_id"] for t in first["transactions"]] == refs[::-1][:2]  # newest first
+    assert [t["ref_id"] for t in first["transactions"]] == refs[:2]  # oldest first by default
     second = answer(call(sandbox, seed, "GET", base + "&cursor=" + first["next_cursor"]))["result"]
-    assert [t["ref_id"] for t in second["transactions"]] == refs[:1]
+    assert [t["ref_id"] for t in second["transactions"]] == refs[2:]
     assert second["next_cursor"] is None
     row = second["transactions"][0]
-    assert set(row) >= {"type", "date", "asset", "amount", "status", "ref_id"}
+    # Exactly the documented fields (NOTES §2.2): no token of the client's.
+    assert set(row) == {"type", "date", "asset", "amount", "status", "ref_id"}
+    assert row["amount"] == "0.00080000"  # net of the 0.0002 fee by default
+
+
+def test_transactions_newest_first_and_gross_modes(sandbox, seed):
+    sandbox.set_mode("history_order", "newest_first")
+    sandbox.set_mode("history_amount", "gross")
+    target = "/b2b/funds/withdrawals" + user(seed)
+    refs = [
+        answer(call(sandbox, seed, "POST", target, withdraw_body(seed, "0.001")))["result"][
+            "ref_id"
+        ]
+        for _ in range(2)
+    ]
+    base = "/b2b/funds/transactions?type=withdrawal&user=" + seed.credentials.account
+    rows = answer(call(sandbox, seed, "GET", base))["result"]["transactions"]
+    assert [t["ref_id"] for t in rows] == refs[::-1]
+    assert rows[0]["amount"] == "0.001"
 
 
 @pytest.mark.parametrize("query", ["", "type=trade", "type=withdrawal&page_size=501"])
