@@ -1088,6 +1088,7 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
         return withdrawal
     # A request we lost track of may still be on its way to, or queued at, the venue: its
     # history only proves "never sent" once the grace period has passed.
+    now = timezone.now()
     since = withdrawal.unknown_since or withdrawal.updated_at
     if since > now - timedelta(seconds=settings.RECONCILE_GRACE_SECONDS):
         return withdrawal
