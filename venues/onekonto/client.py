@@ -6,11 +6,21 @@ password, then ``Authorization: Bearer <token>``. Nothing is signed, so there is
 request id travels as an instruction (``countersign:<uuid>``), which is what :meth:`find` looks
 for in the withdraw-request history.
 
-Assumptions, because the stored pages were truncated:
-the query endpoint answers ``{"requests": [...], "status": "ok", ...}`` with each request
-echoing its ``instructions``; a rate limit is HTTP 429 with ``Retry-After``; the login response
-may omit the expiry, so we read ``exp`` from the token itself and otherwise assume the
-documented 24 hours.
+What the stored pages do not say, and how this client copes (NOTES §4.3, §7):
+
+* The query answer's shape: the list may sit under any key, or be the whole body; each
+  request's state may be ``requestStatus`` (as in the submit answer) or ``status``. The one list
+  of objects in the answer is read.
+* Its order, and whether ``max`` keeps the newest or the oldest: a list as long as ``max`` may
+  be missing ours, so absence is only concluded from a shorter one.
+* Whether ``instructions`` are echoed: when they are, the match is exact. When they are not,
+  :meth:`OneKontoClient.find` falls back on the same address and amount (compared as Decimals,
+  however the venue writes them), near one of our recorded sends when the request carries a
+  readable ``createdAt`` (our assumption), never a request our journal gives to another
+  withdrawal; anything short of exactly one dated candidate goes to people
+  (:class:`VenueAmbiguous`).
+* A rate limit is HTTP 429 with ``Retry-After``; the login response may omit the expiry, so we
+  read ``exp`` from the token itself and otherwise assume the documented 24 hours.
 """
 
 from __future__ import annotations
@@ -20,18 +30,22 @@ import hashlib
 import hmac
 import json
 import time
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import httpx
 from django.conf import settings
 from django.core.cache import cache
 
+from venues.budget import Purpose
 from venues.http import amount_str, compact_json, retry_after, send, server_error
 from venues.interface import (
     Quote,
     SavedAddress,
     SubmitReceipt,
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueError,
     VenueOutcomeUnknown,
@@ -42,14 +56,20 @@ from venues.interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
+from venues.journal import SubmitJournal
 from venues.nonces import DatabaseNonceSource
 
 LOGIN_PATH = "/api/v1/identity/jwt"
 TOKEN_LIFETIME = 24 * 3600.0  # "The API issues tokens with a 24 hour expiry."
 REFRESH_MARGIN = 3600.0  # log in again when less than this is left on the cached token
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After: back off for a minute
-FIND_WINDOW = 500  # the query has "max" but no offset: reconcile over the latest requests
+FIND_WINDOW = 5000  # the query has "max" but no offset or time filter: ask for many at once
 INSTRUCTION_PREFIX = "countersign:"
+# find(): how far a request's createdAt may lie from a recorded send and still be that send.
+RECONCILE_WINDOW = timedelta(minutes=5)
+# Where an amount written as an object may keep its quantity (the body table types it
+# "object"; the example writes "1 BTC").
+AMOUNT_KEYS = ("quantity", "qty", "amount", "value")
 
 # Every status value of "Querying for Withdraw Requests".
 STATUS_MAP: dict[str, VenueState] = {
@@ -76,8 +96,9 @@ ERROR_OUTCOMES: dict[str, type[VenueError]] = {
     "Insufficient Funds": VenueRejected,
     "ValidationFailed": VenueRejected,
     "Address Not Whitelisted": VenueRejected,
-    "The account with the provided ID was not found": VenueRejected,
-    "Unauthorized": VenueRejected,
+    # Our account id, user or token was refused: nothing about any withdrawal follows.
+    "The account with the provided ID was not found": VenueAccessRefused,
+    "Unauthorized": VenueAccessRefused,
     "Too Many Requests": VenueUnavailable,
 }
 
@@ -137,9 +158,60 @@ def is_error_body(body: Any) -> bool:
 
 def _parse(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        # An amount written as a JSON number must never pass through a float.
+        return json.loads(response.content, parse_float=Decimal)
     except ValueError:
         return None
+
+
+def request_items(data: Any) -> list[dict[str, Any]]:
+    """The withdraw requests of a query answer, whatever the (undocumented) key of the list:
+    the whole body if it is a list, else the one list of objects it holds."""
+    if isinstance(data, list):
+        found: Any = data
+    else:
+        lists = [
+            value
+            for key, value in data.items()
+            if isinstance(value, list) and key not in ("errors", "instructions")
+        ]
+        if len(lists) != 1:
+            raise VenueUnavailable("1Konto answered the withdraw query without one request list")
+        found = lists[0]
+    return [item for item in found if isinstance(item, dict)]
+
+
+def amount_of(value: Any, asset: str) -> Decimal | None:
+    """The quantity of a request's ``amount`` however it is written ("1 BTC", "1.00000000 BTC",
+    1, "1", or an object), or None if it is unreadable or names another asset."""
+    if isinstance(value, dict):
+        if str(value.get("asset", asset)).upper() != asset.upper():
+            return None
+        value = next((value[k] for k in AMOUNT_KEYS if k in value), None)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        qty, _, named = value.strip().partition(" ")
+        if named and named.strip().upper() != asset.upper():
+            return None
+        value = qty
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def created_at(item: dict[str, Any]) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(item["createdAt"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _request_status(item: dict[str, Any]) -> str:
+    """A request's state: ``requestStatus`` as in the submit answer, else ``status``."""
+    return str(item.get("requestStatus") or item.get("status") or "")
 
 
 class OneKontoClient:
@@ -148,6 +220,7 @@ class OneKontoClient:
     supports_saved_addresses: ClassVar[bool] = False
     supports_quote: ClassVar[bool] = False
     idempotent_submit: ClassVar[bool] = False
+    supports_fee_cap: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -156,13 +229,15 @@ class OneKontoClient:
         credentials: VenueCredentials,
         options: VenueSettings,
         nonces: DatabaseNonceSource,
+        purpose: Purpose | None = None,
     ) -> None:
-        # ``options`` and ``nonces`` are part of the shared constructor; a bearer token needs
-        # neither a nonce nor per-account options.
+        # ``options``, ``nonces`` and ``purpose`` are part of the shared constructor; a bearer
+        # token needs no nonce, and 1Konto documents no call budget to rank calls on.
         self.http = http
         self._user = credentials.api_key
         self._password_hash = password_hash(credentials.api_secret)
         self._account = credentials.account
+        self._journal = SubmitJournal(self.kind)
         base = f"{http.base_url}\n{self._user}".encode()
         self._cache_key = "venues:onekonto:jwt:" + hashlib.sha256(base).hexdigest()
         # A cached token is only reused by a client holding the same password: a keyed digest,
@@ -196,11 +271,13 @@ class OneKontoClient:
             "address": spec.address,
             "instructions": [instruction_for(spec)],
         }
+        entry = self._journal.mark_sent(spec.request_id)
         data = self._call("POST", self._account_path("/request/withdraw/blockchain"), body=body)
-        reference = data.get("withdrawRequestId")
+        reference = data.get("withdrawRequestId") if isinstance(data, dict) else None
         if not isinstance(reference, str) or not reference:
             # A success answer without the id: the request may well exist at the venue.
             raise VenueOutcomeUnknown("1Konto answered without a withdrawRequestId")
+        self._journal.mark_reference(spec.request_id, reference, entry=entry)
         return SubmitReceipt(reference=reference, raw=data)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
@@ -211,31 +288,81 @@ class OneKontoClient:
         raise VenueUnavailable(f"1Konto does not list withdraw request {reference} (yet)")
 
     def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
+        """This withdrawal among 1Konto's withdraw requests, or None if 1Konto has no trace.
+
+        The reference recorded when 1Konto answered our submission is the exact link; then
+        our instruction, where the venue echoes instructions. Otherwise (see the module
+        docstring) only a single dated candidate of the same address and amount, near a send
+        of ours and held by no other withdrawal of ours, is taken; anything else is for people.
+        """
+        sent = self._journal.sent_times(spec.request_id)
+        if not sent:
+            return None
+        reference = self._journal.reference(spec.request_id)
+        if reference:
+            return self.status(spec, reference=reference)
+        items, complete = self._history(spec)
         wanted = instruction_for(spec)
-        items = self._query({"network": spec.network, "type": "blockchain", "max": FIND_WINDOW})
-        matches = [item for item in items if wanted in (item.get("instructions") or [])]
-        if not matches and any("instructions" not in item for item in items):
-            # The venue did not echo instructions, so absence proves nothing; fall back on the
-            # closest documented match: same address and exact amount.
-            amount = format_amount(spec.amount, spec.asset)
-            matches = [
-                item
-                for item in items
-                if item.get("address") == spec.address and item.get("amount") == amount
-            ]
-            if len(matches) > 1:
-                raise VenueOutcomeUnknown(
-                    f"{len(matches)} withdraw requests at 1Konto match {amount} to "
-                    f"{spec.address}; reconcile by hand"
+        echoed = any("instructions" in item for item in items)
+        if echoed:
+            candidates = [i for i in items if wanted in (i.get("instructions") or [])]
+            dated = candidates
+        else:
+            candidates = self._lookalikes(spec, items, sent)
+            dated = [i for i in candidates if created_at(i) is not None]
+        if not candidates:
+            if not complete:
+                raise VenueUnavailable(
+                    "1Konto listed as many requests as asked for: ours may be beyond them"
                 )
-        return self._to_status(matches[0]) if matches else None
+            return None
+        if len(candidates) > 1 or len(dated) != 1:
+            ids = ", ".join(str(i.get("withdrawRequestId")) for i in candidates)
+            raise VenueAmbiguous(
+                f"1Konto withdraw requests {ids} could be this withdrawal of {spec.amount} "
+                f"{spec.asset} to {spec.address}; people must decide"
+            )
+        found = self._to_status(candidates[0])
+        self._journal.mark_reference(spec.request_id, found.reference)
+        return found
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
+        """Requests carrying our instruction, or a reference our journal recorded for us."""
         wanted = instruction_for(spec)
-        items = self._query({"network": spec.network, "type": "blockchain", "max": FIND_WINDOW})
+        references = set(self._journal.references(spec.request_id))
+        items, _ = self._history(spec)
         return [
-            self._to_status(item) for item in items if wanted in (item.get("instructions") or [])
+            self._to_status(item)
+            for item in items
+            if wanted in (item.get("instructions") or [])
+            or str(item.get("withdrawRequestId")) in references
         ]
+
+    def _history(self, spec: WithdrawalSpec) -> tuple[list[dict[str, Any]], bool]:
+        """The blockchain requests on the spec's network, and whether the list is complete."""
+        params = {"network": spec.network, "type": "blockchain", "max": FIND_WINDOW}
+        items = self._query(params)
+        return items, len(items) < FIND_WINDOW
+
+    def _lookalikes(
+        self, spec: WithdrawalSpec, items: list[dict[str, Any]], sent: list[datetime]
+    ) -> list[dict[str, Any]]:
+        """Requests of the same address and amount, not held by another withdrawal of ours,
+        and not dated away from every send of ours."""
+        found = []
+        for item in items:
+            if item.get("address") != spec.address:
+                continue
+            if amount_of(item.get("amount"), spec.asset) != spec.amount:
+                continue
+            moment = created_at(item)
+            if moment is not None and all(abs(moment - at) > RECONCILE_WINDOW for at in sent):
+                continue
+            found.append(item)
+        claimed = self._journal.claimed_by_others(
+            spec.request_id, [str(item.get("withdrawRequestId")) for item in found]
+        )
+        return [item for item in found if str(item.get("withdrawRequestId")) not in claimed]
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         raise NotImplementedError("1Konto documents no way to cancel a withdraw request")
@@ -245,7 +372,7 @@ class OneKontoClient:
 
     def check_connection(self) -> str:
         items = self._query({"max": 1})
-        latest = f"latest request {items[0].get('status', '?')}" if items else "no requests yet"
+        latest = f"a request {_request_status(items[0]) or '?'}" if items else "no requests yet"
         return f"1Konto login ok; account {self._account}: {latest}"
 
     def close(self) -> None:
@@ -269,13 +396,10 @@ class OneKontoClient:
 
     def _query(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         data = self._call("GET", self._account_path("/request/withdraw"), params=params)
-        items = data.get("requests")
-        if not isinstance(items, list):
-            raise VenueUnavailable("1Konto answered the withdraw query without a request list")
-        return [item for item in items if isinstance(item, dict)]
+        return request_items(data)
 
     def _to_status(self, item: dict[str, Any]) -> VenueStatus:
-        raw_status = str(item.get("status", ""))
+        raw_status = _request_status(item)
         state = STATUS_MAP.get(raw_status)
         if state is None:
             raise VenueUnavailable(f"1Konto reported an undocumented status {raw_status!r}")
@@ -294,7 +418,7 @@ class OneKontoClient:
         *,
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         mutating = method != "GET"
         content = compact_json(body) if body is not None else None
         token = self._token()
@@ -326,10 +450,12 @@ class OneKontoClient:
         )
         return send(self.http, request, mutating=mutating)
 
-    def _result(self, response: httpx.Response, *, mutating: bool) -> dict[str, Any]:
+    def _result(self, response: httpx.Response, *, mutating: bool) -> Any:
         """The one place where 1Konto answers become data or one of the three outcomes."""
         body = _parse(response)
         status = response.status_code
+        if status < 400 and isinstance(body, list) and not mutating:
+            return body  # a query answered with the bare list of requests
         if status < 400 and not is_error_body(body):
             return body
         message = venue_message(body)
@@ -346,6 +472,8 @@ class OneKontoClient:
             if not message or not isinstance(code, int) or not 400 <= code < 500:
                 server_error(response, mutating=mutating, message="Unreadable 1Konto answer")
         outcome = ERROR_OUTCOMES.get(message.split(":", 1)[0].strip(), VenueRejected)
+        if status in (401, 403):
+            outcome = VenueAccessRefused  # the token or its rights, not any withdrawal
         if outcome is VenueUnavailable:
             raise VenueUnavailable(message, retry_after=retry_after(response), http_status=status)
         raise outcome(message or f"1Konto refused the request (HTTP {status})", http_status=status)
@@ -382,7 +510,8 @@ class OneKontoClient:
         try:
             data = self._result(response, mutating=False)
         except VenueRejected as exc:
-            raise VenueRejected(
+            # A refused login says nothing about any withdrawal (a changed password, say).
+            raise VenueAccessRefused(
                 f"1Konto refused the login: {exc.message}", http_status=exc.http_status
             ) from None
         token = data.get("token")

@@ -6,13 +6,27 @@ the withdraw body with ``"<qty> <ASSET>"`` amounts, the ``{"errors": [...], "sta
 ``{"status": 404, "error": "..."}`` envelope, and the five request statuses.
 
 Assumed (the pages say nothing or were cut off), each phrased in the venue's own style:
-the login/401 answers and their texts, the query response ``{"accountId", "requests": [...]}``
-with each request echoing its ``instructions``, the whitelist refusal, the below-minimum and
-over-precise refusals, and a 429 with ``Retry-After`` for rate limits.
+the login/401 answers and their texts, the whitelist refusal, the below-minimum and
+over-precise refusals, a 429 with ``Retry-After`` for rate limits, and each listed request
+carrying ``withdrawRequestId``, ``amount``, ``network``, ``address`` and a ``createdAt``.
 
-Per-account knobs for tests (``account_upsert``): ``token_seconds`` (token lifetime),
-``omit_instructions`` (a venue that does not echo instructions in the query), and the base's
-``settle_seconds``.
+Modes (``set_mode``): the query answer is not in the stored pages (NOTES §4.3, §7), so each
+unknown is a mode, the least convenient reading the default:
+
+``list_key``           ``bare_list`` (default: the body is the list itself), ``withdrawRequests``
+                       or ``requests`` (the list under that key, beside ``status`` and
+                       ``httpStatusCode``).
+``history_order``      ``oldest_first`` (default) or ``newest_first``; ``max`` keeps the first
+                       ones of that order.
+``instructions_echo``  ``none`` (default) or ``echoed``: whether requests show ``instructions``.
+``amount_format``      ``padded`` (default: ``"1.00000000 BTC"``), ``as_sent`` (``"1 BTC"``),
+                       ``number`` (a JSON number, no asset) or ``object``
+                       (``{"quantity": "1.00000000", "asset": "BTC"}``; the body table types
+                       ``amount`` "object").
+``status_key``         ``requestStatus`` (default, the submit answer's name) or ``status``.
+
+Per-account knobs for tests (``account_upsert``): ``token_seconds`` (token lifetime) and the
+base's ``settle_seconds``.
 """
 
 from __future__ import annotations
@@ -107,6 +121,16 @@ class OneKontoSandbox(SandboxApp):
     kind = "onekonto"
     QUOTE_PATH = ""  # 1Konto has no quote call
     SUBMIT_PATH = "/request/withdraw/blockchain"
+    HISTORY_PATH = "/request/withdraw"
+    STATUS_PATH = "/request/withdraw"
+    LOGIN_PATH = "/api/v1/identity/jwt"
+    MODES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "list_key": ("bare_list", "withdrawRequests", "requests"),
+        "history_order": ("oldest_first", "newest_first"),
+        "instructions_echo": ("none", "echoed"),
+        "amount_format": ("padded", "as_sent", "number", "object"),
+        "status_key": ("requestStatus", "status"),
+    }
     DOCUMENTED_ERRORS: ClassVar[dict[str, str]] = {
         "Insufficient Funds: Requested 1100 BTC but only 999 BTC is available": "VenueRejected",
         "ValidationFailed: Amount: must be positive. Asset: required": "VenueRejected",
@@ -313,6 +337,7 @@ class OneKontoSandbox(SandboxApp):
         with self.store.tx() as tx:
             account = self._authenticate(tx, request, account_id)
             docs = self.withdrawals(tx, account["key"])
+            modes = {name: self.mode_in(tx, name) for name in self.MODES}
         query = request.query
         try:
             limit = int(query.get("max", "100"))
@@ -321,7 +346,6 @@ class OneKontoSandbox(SandboxApp):
         status = query.get("status")
         if status is not None and status not in STATUSES:
             raise SandboxError(f"ValidationFailed: Status: {status} is not a valid value")
-        echo = not account.get("omit_instructions", False)
         filters = {
             "id": query.get("withdrawRequestId"),
             "status": status,
@@ -329,18 +353,23 @@ class OneKontoSandbox(SandboxApp):
         }
         if query.get("type") not in (None, "blockchain"):
             docs = []  # the sandbox only holds blockchain withdrawals
+        if modes["history_order"] == "newest_first":
+            docs.reverse()
         picked = [
             doc
-            for doc in reversed(docs)  # newest first, so "max" keeps the latest
+            for doc in docs
             if all(value is None or doc.get(field) == value for field, value in filters.items())
         ][: max(limit, 0)]
-        return SandboxResponse.json(
-            {
-                "accountId": account_id,
-                "requests": [_render_request(doc, echo_instructions=echo) for doc in picked],
-                "status": "ok",
-                "httpStatusCode": 200,
-            }
+        items = [_render_request(doc, modes) for doc in picked]
+        if modes["list_key"] == "bare_list":
+            return SandboxResponse(
+                status=200,
+                body=_json_text(items).encode(),
+                headers={"content-type": "application/json"},
+            )
+        body = {modes["list_key"]: items, "status": "ok", "httpStatusCode": 200}
+        return SandboxResponse(
+            status=200, body=_json_text(body).encode(), headers={"content-type": "application/json"}
         )
 
 
@@ -377,19 +406,38 @@ def _parse_amount(raw: Any) -> tuple[Decimal, str]:
     return qty, asset
 
 
-def _render_request(doc: dict[str, Any], *, echo_instructions: bool) -> dict[str, Any]:
+def _render_request(doc: dict[str, Any], modes: dict[str, str]) -> dict[str, Any]:
+    qty, asset = _parse_amount(doc["amount"])
+    places = VENUE_ASSETS[asset][0]
+    padded = qty.quantize(Decimal(1).scaleb(-places))
+    amount: Any = {
+        "padded": f"{padded} {asset}",
+        "as_sent": doc["amount"],
+        "number": padded,
+        "object": {"quantity": str(padded), "asset": asset},
+    }[modes["amount_format"]]
     item = {
         "withdrawRequestId": doc["id"],
         "type": "blockchain",
-        "amount": doc["amount"],
+        "amount": amount,
         "network": doc["network"],
         "address": doc["address"],
-        "status": doc["status"],
+        modes["status_key"]: doc["status"],
         "createdAt": iso(doc["created_at"]),
-        "updatedAt": iso(doc.get("updated_at", doc["created_at"])),
     }
-    if echo_instructions:
+    if modes["instructions_echo"] == "echoed":
         item["instructions"] = doc["instructions"]
     if doc.get("txId"):
         item["txId"] = doc["txId"]
     return item
+
+
+def _json_text(value: Any) -> str:
+    """JSON with Decimals written as numbers, exactly, without passing through a float."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{_json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    return json.dumps(value)

@@ -12,6 +12,8 @@ import pytest
 from django.core.cache import cache
 
 from venues.interface import (
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueOutcomeUnknown,
     VenueRejected,
@@ -20,9 +22,13 @@ from venues.interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
+from venues.journal import SubmitJournal
+from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
+from venues.onekonto import client as client_module
 from venues.onekonto.client import (
     ASSET_RULES,
+    FIND_WINDOW,
     STATUS_MAP,
     OneKontoClient,
     format_amount,
@@ -30,7 +36,7 @@ from venues.onekonto.client import (
     token_expiry,
     venue_message,
 )
-from venues.onekonto.sandbox import VENUE_ASSETS
+from venues.onekonto.sandbox import VENUE_ASSETS, OneKontoSandbox
 from venues.registry import build_client, sandbox_for
 from venues.sandbox.server import LoopbackServer
 from venues.sandbox.transport import InProcessTransport
@@ -249,10 +255,14 @@ def test_status_and_find_use_the_query_endpoint(recorded, seed):
     assert status.state == VenueState.COMPLETED and status.raw_status == "completed"
     assert status.txid
     assert found.reference == receipt.reference
+    SubmitAttempt.objects.update(reference="")  # the answer was lost: read the history
+    sandbox_for("onekonto").set_mode("instructions_echo", "echoed")
+    assert client.find(spec).reference == receipt.reference
     query = [r for r in transport.requests if r.method == "GET"]
     assert query[0].url.params["withdrawRequestId"] == receipt.reference
-    assert query[1].url.params["network"] == "bitcoin"
-    assert query[1].url.params["max"] == "500"
+    assert query[1].url.params["withdrawRequestId"] == receipt.reference  # journal first
+    assert query[2].url.params["network"] == "bitcoin"
+    assert query[2].url.params["max"] == str(FIND_WINDOW)
 
 
 # --- token cache -------------------------------------------------------------------------
@@ -470,15 +480,82 @@ def test_cancel_and_saved_addresses_are_not_documented(client, seed):
 # --- reconciliation ----------------------------------------------------------------------
 
 
-def test_find_without_echoed_instructions_falls_back_to_address_and_amount(sandbox, seed, client):
-    sandbox.account_upsert(seed.credentials.api_key, omit_instructions=True)
+def _lose_answers() -> None:
+    SubmitAttempt.objects.update(reference="")  # as if 1Konto's answers never arrived
+
+
+MODE_COMBINATIONS = [
+    {"list_key": lk, "history_order": order, "instructions_echo": echo, "amount_format": fmt}
+    for lk in OneKontoSandbox.MODES["list_key"]
+    for order in OneKontoSandbox.MODES["history_order"]
+    for echo in OneKontoSandbox.MODES["instructions_echo"]
+    for fmt in OneKontoSandbox.MODES["amount_format"]
+]
+
+
+@pytest.mark.parametrize("modes", MODE_COMBINATIONS, ids=lambda m: "-".join(m.values()))
+def test_find_from_history_alone_in_every_reading(sandbox, seed, client, modes):
+    for name, value in modes.items():
+        sandbox.set_mode(name, value)
+    earlier = client.submit(spec_for(seed, amount=Decimal("0.0003")), quote=None)
     spec = spec_for(seed, amount=Decimal("0.0003"))
     receipt = client.submit(spec, quote=None)
+    _lose_answers()
+    SubmitAttempt.objects.filter(reference="").exclude(request_id=spec.request_id).update(
+        reference=earlier.reference
+    )  # the earlier one is claimed by its own withdrawal
     assert client.find(spec).reference == receipt.reference
-    assert client.find(spec_for(seed, amount=Decimal("0.0004"))) is None
+    assert client.find(spec_for(seed, amount=Decimal("0.0003"))) is None  # never sent
+
+
+def test_find_never_takes_a_request_claimed_by_another_withdrawal(sandbox, seed, client):
+    first = spec_for(seed, amount=Decimal("0.0003"))
+    client.submit(first, quote=None)  # the journal gives its request to the first
+    second = spec_for(seed, amount=Decimal("0.0003"))
+    SubmitJournal("onekonto").mark_sent(second.request_id)  # sent, but it never arrived
+    assert client.find(second) is None
+
+
+def test_find_ignores_a_lookalike_far_from_our_send(sandbox, seed, client):
+    stranger = spec_for(seed, amount=Decimal("0.0003"))
+    client.submit(stranger, quote=None)
+    SubmitAttempt.objects.all().delete()  # made outside Countersign
+    with sandbox.store.tx() as tx:
+        (doc,) = sandbox.withdrawals(tx, seed.credentials.api_key)
+        doc["created_at"] -= 3600
+        sandbox.save_withdrawal(tx, doc)
+    spec = spec_for(seed, amount=Decimal("0.0003"))
+    SubmitJournal("onekonto").mark_sent(spec.request_id)  # sent, but it never arrived
+    assert client.find(spec) is None
+
+
+def test_find_with_two_candidates_is_ambiguous(sandbox, seed, client):
+    spec = spec_for(seed, amount=Decimal("0.0003"))
+    client.submit(spec, quote=None)
     client.submit(spec_for(seed, amount=Decimal("0.0003")), quote=None)
-    with pytest.raises(VenueOutcomeUnknown, match="reconcile by hand"):
+    _lose_answers()
+    with pytest.raises(VenueAmbiguous):
         client.find(spec)
+
+
+def test_find_of_a_full_list_never_concludes_absence(sandbox, seed, client, monkeypatch):
+    monkeypatch.setattr(client_module, "FIND_WINDOW", 1)
+    client.submit(spec_for(seed, amount=Decimal("0.0004")), quote=None)
+    spec = spec_for(seed, amount=Decimal("0.0003"))
+    SubmitJournal("onekonto").mark_sent(spec.request_id)
+    with pytest.raises(VenueUnavailable):
+        client.find(spec)
+
+
+def test_refused_login_is_access_refused(sandbox, seed):
+    wrong = VenueCredentials(
+        api_key=seed.credentials.api_key, api_secret="changed", account=seed.credentials.account
+    )
+    client = build_client(kind="onekonto", base_url="sandbox://onekonto", credentials=wrong)
+    spec = spec_for(seed)
+    SubmitJournal("onekonto").mark_sent(spec.request_id)
+    with pytest.raises(VenueAccessRefused, match="refused the login"):
+        client.find(spec)  # a read that proves nothing about the withdrawal
 
 
 def test_failed_withdrawal_is_rejected_and_refunded(sandbox, seed, client):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -136,6 +137,10 @@ def test_the_documented_success_answer_and_query_with_instructions(sandbox, http
     assert created["requestStatus"] == "pending" and created["status"] == "ok"
     assert len(created["withdrawRequestId"]) == 22  # like "oiJ8s7oh8EqFwwnkZViCGg"
 
+    sandbox.set_mode("list_key", "requests")
+    sandbox.set_mode("instructions_echo", "echoed")
+    sandbox.set_mode("amount_format", "as_sent")
+    sandbox.set_mode("status_key", "status")
     listed = http.get(withdraw_path(seed), params={"max": 1}, headers=auth).json()
     (item,) = listed["requests"]
     assert item["withdrawRequestId"] == created["withdrawRequestId"]
@@ -144,6 +149,43 @@ def test_the_documented_success_answer_and_query_with_instructions(sandbox, http
     assert item["status"] == "completed"  # settle_seconds is 0 under test
     with sandbox.store.tx() as tx:
         assert sandbox.account(tx, seed.credentials.api_key)["balances"]["BTC"] == "9.5"
+
+
+def test_query_defaults_are_the_least_convenient_readings(sandbox, http, seed):
+    token = login(http, seed).json()["token"]
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    ids = []
+    for amount in ("0.5 BTC", "0.25 BTC"):
+        body = {"amount": amount, "network": "bitcoin", "address": seed.address}
+        answer = http.post(
+            withdraw_path(seed) + "/blockchain", content=json.dumps(body), headers=auth
+        )
+        ids.append(answer.json()["withdrawRequestId"])
+    listed = json.loads(http.get(withdraw_path(seed), headers=auth).content, parse_float=Decimal)
+    assert isinstance(listed, list)  # list_key=bare_list
+    assert [item["withdrawRequestId"] for item in listed] == ids  # oldest first
+    assert listed[0]["amount"] == "0.50000000 BTC"  # padded
+    assert "instructions" not in listed[0] and "status" not in listed[0]
+    assert listed[0]["requestStatus"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "written"),
+    [
+        ("padded", "0.50000000 BTC"),
+        ("as_sent", "0.5 BTC"),
+        ("number", Decimal("0.50000000")),
+        ("object", {"quantity": "0.50000000", "asset": "BTC"}),
+    ],
+)
+def test_amount_format_modes(sandbox, http, seed, fmt, written):
+    sandbox.set_mode("amount_format", fmt)
+    token = login(http, seed).json()["token"]
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = {"amount": "0.5 BTC", "network": "bitcoin", "address": seed.address}
+    http.post(withdraw_path(seed) + "/blockchain", content=json.dumps(body), headers=auth)
+    listed = json.loads(http.get(withdraw_path(seed), headers=auth).content, parse_float=Decimal)
+    assert listed[0]["amount"] == written
 
 
 def test_query_validates_its_status_filter(http, seed):
