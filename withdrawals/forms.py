@@ -69,6 +69,39 @@ class ApproveForm(forms.Form):
     quote = forms.IntegerField(widget=forms.HiddenInput)
 
 
+class ResolutionForm(forms.Form):
+    finding = forms.ChoiceField(
+        choices=[
+            ("found", "Found at the venue, as the reference below"),
+            ("never_sent", "Confirmed never sent (it will be sent again)"),
+        ],
+        widget=forms.RadioSelect,
+        label="What the venue shows",
+    )
+    reference = forms.CharField(
+        max_length=128, required=False, label="Venue reference (when found)"
+    )
+    evidence = forms.CharField(
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Evidence you checked",
+    )
+    code = forms.CharField(max_length=8, label="Authenticator code")
+
+
+class ConfirmResolutionForm(forms.Form):
+    code = forms.CharField(max_length=8, label="Authenticator code")
+
+
+class DeclineResolutionForm(forms.Form):
+    note = forms.CharField(max_length=500, label="Why you decline")
+
+
+class AcknowledgeDuplicateForm(forms.Form):
+    note = forms.CharField(max_length=500, label="What is being done about it")
+    code = forms.CharField(max_length=8, label="Authenticator code")
+
+
 class RejectForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from accounts.roles import APPROVER, AUDITOR, has_role
-from audit.models import AuditEvent
+from audit.models import AuditEvent, VenueExchange
 from audit.selectors import audit_events_for, date_range_q
 
-from .models import State, WithdrawalRequest
+from . import rules
+from .models import DuplicatePayment, Resolution, State, WithdrawalRequest
 
 PAGE_SIZE = 50
 
@@ -78,3 +80,53 @@ def withdrawal_page(
 
 def withdrawal_timeline(*, withdrawal: WithdrawalRequest) -> QuerySet[AuditEvent]:
     return audit_events_for(target=withdrawal).order_by("seq")
+
+
+# How many of the latest venue exchanges the "Needs attention" queue shows per withdrawal.
+ATTENTION_EVIDENCE = 6
+
+
+def _attention_rows() -> QuerySet[WithdrawalRequest]:
+    return WithdrawalRequest.objects.select_related(
+        "venue", "requested_by", "whitelisted_address"
+    ).prefetch_related(
+        "attempts",
+        Prefetch("duplicates", queryset=DuplicatePayment.objects.order_by("detected_at")),
+        Prefetch(
+            "resolutions",
+            queryset=Resolution.objects.select_related("proposed_by", "decided_by"),
+        ),
+    )
+
+
+def _annotate(withdrawal: WithdrawalRequest, *, now: Any) -> WithdrawalRequest:
+    withdrawal.unsettled = rules.withdrawal_is_unsettled(withdrawal, now=now)
+    withdrawal.open_duplicates = [d for d in withdrawal.duplicates.all() if not d.acknowledged_at]
+    withdrawal.open_resolution = next(
+        (r for r in withdrawal.resolutions.all() if r.status == Resolution.Status.PROPOSED), None
+    )
+    withdrawal.evidence = list(
+        VenueExchange.objects.filter(withdrawal=withdrawal).order_by("-started_at", "-id")[
+            :ATTENTION_EVIDENCE
+        ]
+    )
+    return withdrawal
+
+
+def attention_queue() -> list[WithdrawalRequest]:
+    """Everything people must settle: unknown outcomes, submissions past their lease, and
+    withdrawals with a duplicate payment nobody has taken in hand yet. Oldest first."""
+    now = timezone.now()
+    open_duplicates = DuplicatePayment.objects.filter(acknowledged_at__isnull=True)
+    candidates = _attention_rows().filter(
+        Q(state=State.OUTCOME_UNKNOWN)
+        | Q(state=State.SUBMITTING, submit_deadline_at__lt=now)
+        | Q(pk__in=open_duplicates.values("withdrawal_id"))
+    )
+    queue = [_annotate(w, now=now) for w in candidates.order_by("updated_at", "id")]
+    return [w for w in queue if w.unsettled or w.open_duplicates]
+
+
+def attention_item(*, pk: int) -> WithdrawalRequest:
+    """One withdrawal as the queue shows it (settled or not: after a decision it stays in view)."""
+    return _annotate(_attention_rows().get(pk=pk), now=timezone.now())

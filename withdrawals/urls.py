@@ -16,4 +16,21 @@ urlpatterns = [
     path("withdrawals/<int:pk>/reject/", views.withdrawal_reject, name="reject"),
     path("withdrawals/<int:pk>/cancel/", views.withdrawal_cancel, name="cancel"),
     path("withdrawals/<int:pk>/requote/", views.withdrawal_requote, name="requote"),
+    path("withdrawals/attention/", views.attention, name="attention"),
+    path("withdrawals/<int:pk>/resolve/", views.withdrawal_resolve, name="resolve"),
+    path(
+        "withdrawals/resolutions/<int:pk>/confirm/",
+        views.resolution_confirm,
+        name="resolution_confirm",
+    ),
+    path(
+        "withdrawals/resolutions/<int:pk>/decline/",
+        views.resolution_decline,
+        name="resolution_decline",
+    ),
+    path(
+        "withdrawals/duplicates/<int:pk>/acknowledge/",
+        views.duplicate_acknowledge,
+        name="duplicate_acknowledge",
+    ),
 ]

@@ -8,17 +8,27 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.roles import APPROVER, REQUESTER, has_role, require_role
+from accounts.roles import APPROVER, AUDITOR, REQUESTER, WHITELIST_ADMIN, has_role, require_role
 from accounts.services import TotpRefused
 from accounts.utils import client_ip
 from venues.models import Venue
 from whitelist.selectors import active_addresses_for
 
-from . import selectors, services
-from .forms import ApproveForm, FilterForm, RejectForm, WithdrawalForm
-from .models import State, WithdrawalRequest
+from . import rules, selectors, services
+from .forms import (
+    AcknowledgeDuplicateForm,
+    ApproveForm,
+    ConfirmResolutionForm,
+    DeclineResolutionForm,
+    FilterForm,
+    RejectForm,
+    ResolutionForm,
+    WithdrawalForm,
+)
+from .models import DuplicatePayment, Resolution, State, WithdrawalRequest
 
 PAGE = "withdrawals/detail.html"
 
@@ -278,3 +288,165 @@ def _after_action(request: HttpRequest, withdrawal: WithdrawalRequest, note: str
 
 def withdrawal_url(withdrawal: WithdrawalRequest) -> str:
     return reverse("withdrawals:detail", kwargs={"pk": withdrawal.pk})
+
+
+# --- Needs attention: what reconciliation cannot settle -------------------------------------
+
+ATTENTION = "withdrawals/attention.html"
+
+
+def _with_permissions(withdrawal: WithdrawalRequest, user: Any) -> WithdrawalRequest:
+    """What this person may do to this item now, from the same rules the services apply."""
+    now = timezone.now()
+    withdrawal.can_propose = not rules.resolution_propose_refusal(user, withdrawal, now=now)
+    resolution = withdrawal.open_resolution
+    withdrawal.can_confirm = bool(resolution) and not rules.resolution_confirm_refusal(
+        user, resolution, now=now
+    )
+    withdrawal.can_decline = bool(resolution) and not rules.resolution_decline_refusal(
+        user, resolution
+    )
+    withdrawal.can_acknowledge = rules.may_settle(user)
+    return withdrawal
+
+
+@require_GET
+def attention(request: HttpRequest) -> HttpResponse:
+    require_role(request.user, APPROVER, WHITELIST_ADMIN, AUDITOR)
+    queue = [_with_permissions(w, request.user) for w in selectors.attention_queue()]
+    return render(request, ATTENTION, {"queue": queue, **_attention_forms()})
+
+
+def _attention_forms(**forms: Any) -> dict[str, Any]:
+    context = {
+        "resolution_form": forms.get("resolution_form") or ResolutionForm(),
+        "confirm_form": forms.get("confirm_form") or ConfirmResolutionForm(),
+        "decline_form": forms.get("decline_form") or DeclineResolutionForm(),
+        "acknowledge_form": forms.get("acknowledge_form") or AcknowledgeDuplicateForm(),
+    }
+    # A refusal is shown whether or not the refused form is still on the page.
+    context["forms_with_errors"] = [f for f in context.values() if f.is_bound]
+    return context
+
+
+def _attention_item(
+    request: HttpRequest, pk: int, *, ok: str = "", failed: bool = False, **forms: Any
+) -> HttpResponse:
+    """The one queue item, re-rendered from the current state (htmx swaps it in place)."""
+    item = _with_permissions(selectors.attention_item(pk=pk), request.user)
+    context = {"w": item, "item_message": ok, "error_item": pk, **_attention_forms(**forms)}
+    if request.htmx:
+        return render(request, f"{ATTENTION}#item", context)
+    if ok:
+        messages.success(request, ok)
+        return redirect("withdrawals:attention")
+    queue = [_with_permissions(w, request.user) for w in selectors.attention_queue()]
+    for index, queued in enumerate(queue):
+        if queued.pk == item.pk:
+            queue[index] = item
+    return render(request, ATTENTION, {"queue": queue, **context}, status=400 if failed else 200)
+
+
+def _settle_error(form: Any, exc: Exception) -> None:
+    if isinstance(exc, TotpRefused):
+        form.add_error("code", str(exc))
+    elif isinstance(exc, services.WithdrawalError):
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+
+
+@require_POST
+def withdrawal_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    require_role(request.user, APPROVER, WHITELIST_ADMIN)
+    if not WithdrawalRequest.objects.filter(pk=pk).exists():
+        raise Http404("No such withdrawal")
+    form = ResolutionForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.withdrawal_resolution_propose(
+                withdrawal_id=pk,
+                actor=request.user,
+                finding=data["finding"],
+                reference=data["reference"],
+                evidence=data["evidence"],
+                code=data["code"],
+                ip=client_ip(request),
+            )
+        except (TotpRefused, services.WithdrawalError) as exc:
+            _settle_error(form, exc)
+        else:
+            return _attention_item(
+                request, pk, ok="Recorded. A second person must confirm it before it applies."
+            )
+    return _attention_item(request, pk, failed=True, resolution_form=form)
+
+
+def _resolution_or_404(pk: int) -> Resolution:
+    try:
+        return Resolution.objects.get(pk=pk)
+    except Resolution.DoesNotExist:
+        raise Http404("No such finding") from None
+
+
+@require_POST
+def resolution_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    require_role(request.user, APPROVER, WHITELIST_ADMIN)
+    resolution = _resolution_or_404(pk)
+    form = ConfirmResolutionForm(request.POST)
+    if form.is_valid():
+        try:
+            services.withdrawal_resolution_confirm(
+                resolution_id=resolution.pk,
+                actor=request.user,
+                code=form.cleaned_data["code"],
+                ip=client_ip(request),
+            )
+        except (TotpRefused, services.WithdrawalError) as exc:
+            _settle_error(form, exc)
+        else:
+            return _attention_item(request, resolution.withdrawal_id, ok="Confirmed and applied.")
+    return _attention_item(request, resolution.withdrawal_id, failed=True, confirm_form=form)
+
+
+@require_POST
+def resolution_decline(request: HttpRequest, pk: int) -> HttpResponse:
+    require_role(request.user, APPROVER, WHITELIST_ADMIN)
+    resolution = _resolution_or_404(pk)
+    form = DeclineResolutionForm(request.POST)
+    if form.is_valid():
+        try:
+            services.withdrawal_resolution_decline(
+                resolution_id=resolution.pk,
+                actor=request.user,
+                note=form.cleaned_data["note"],
+                ip=client_ip(request),
+            )
+        except services.WithdrawalError as exc:
+            _settle_error(form, exc)
+        else:
+            return _attention_item(request, resolution.withdrawal_id, ok="Declined.")
+    return _attention_item(request, resolution.withdrawal_id, failed=True, decline_form=form)
+
+
+@require_POST
+def duplicate_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    require_role(request.user, APPROVER, WHITELIST_ADMIN)
+    try:
+        duplicate = DuplicatePayment.objects.get(pk=pk)
+    except DuplicatePayment.DoesNotExist:
+        raise Http404("No such duplicate") from None
+    form = AcknowledgeDuplicateForm(request.POST)
+    if form.is_valid():
+        try:
+            services.withdrawal_duplicate_acknowledge(
+                duplicate_id=duplicate.pk,
+                actor=request.user,
+                code=form.cleaned_data["code"],
+                note=form.cleaned_data["note"],
+                ip=client_ip(request),
+            )
+        except (TotpRefused, services.WithdrawalError) as exc:
+            _settle_error(form, exc)
+        else:
+            return _attention_item(request, duplicate.withdrawal_id, ok="Taken in hand.")
+    return _attention_item(request, duplicate.withdrawal_id, failed=True, acknowledge_form=form)
