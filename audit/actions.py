@@ -35,3 +35,11 @@ class AuditAction(enum.StrEnum):
     WITHDRAWAL_ATTENTION_RAISED = "withdrawal.attention_raised"
     WITHDRAWAL_LATE_RECEIPT = "withdrawal.late_receipt"
     WITHDRAWAL_DUPLICATE_DETECTED = "withdrawal.duplicate_detected"
+    # venues: configuration under four eyes
+    VENUE_CREATED = "venue.created"
+    VENUE_UPDATED = "venue.updated"
+    VENUE_CHANGE_PROPOSED = "venue.change_proposed"
+    VENUE_CHANGE_REJECTED = "venue.change_rejected"
+    VENUE_ENABLED = "venue.enabled"
+    VENUE_DISABLED = "venue.disabled"
+    VENUE_CREDENTIALS_ROTATED = "venue.credentials_rotated"

@@ -16,8 +16,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
 from tests.conftest import verified_login
-from tests.factories import WithdrawalFactory
-from venues.models import Venue
+from tests.factories import UserFactory, WithdrawalFactory
+from venues.models import Venue, VenueChange, VenueChangeState
+from venues.services import venue_change_propose
 from whitelist.models import WhitelistedAddress
 from withdrawals.models import Approval, Quote, WithdrawalRequest
 
@@ -68,6 +69,8 @@ def concrete_paths(objects: dict[str, Any]) -> list[str]:
             return "no-such-page/"
         if name == "content_type_id":
             return "1"
+        if route.startswith("venues/changes/"):
+            return str(objects["venue_change"].pk)
         if route.startswith("venues/"):
             return str(objects["venue"].pk)
         if route.startswith("whitelist/"):
@@ -96,6 +99,7 @@ def snapshot() -> dict[str, list[dict[str, Any]]]:
         "approvals": list(Approval.objects.order_by("pk").values()),
         "quotes": list(Quote.objects.order_by("pk").values()),
         "venues": list(Venue.objects.order_by("pk").values()),
+        "venue_changes": list(VenueChange.objects.order_by("pk").values()),
         "addresses": list(WhitelistedAddress.objects.order_by("pk").values()),
         "audit": list(AuditEvent.objects.order_by("seq").values()),
     }
@@ -109,7 +113,7 @@ ACCESS_EVENTS = {"export.created"}
 
 def assert_unchanged(before: dict[str, Any], *, allow_auth_events: bool = False) -> None:
     after = snapshot()
-    for table in ("withdrawals", "approvals", "quotes", "venues", "addresses"):
+    for table in ("withdrawals", "approvals", "quotes", "venues", "venue_changes", "addresses"):
         assert after[table] == before[table], table
     old = before["audit"]
     assert after["audit"][: len(old)] == old
@@ -124,6 +128,9 @@ def objects(alice, bob, carol, dave, mallory, address):
     return {
         "withdrawal": withdrawal,
         "venue": address.venue,
+        "venue_change": venue_change_propose(
+            actor=carol, venue_id=address.venue.pk, account="matrix-account"
+        ),
         "address": address,
         "device": TOTPDevice.objects.get(user=bob),
         "user": alice,
@@ -222,3 +229,15 @@ def test_nobody_is_staff_so_admin_is_closed_to_every_persona(objects):
         response = client.get("/admin/auth/user/")
         assert response.status_code == 302, persona
         assert response["Location"].startswith(("/admin/login/", "/accounts/login/")), persona
+
+
+def test_a_second_whitelist_admin_approves_a_venue_change_through_its_page(objects, fresh_code):
+    """A successful mutation, not only refusals: erin approves carol's change with TOTP."""
+    erin = UserFactory(username="erin", roles=["whitelist_admin"])
+    change = objects["venue_change"]
+    client = verified_login(Client(), erin)
+    response = client.post(f"/venues/changes/{change.pk}/approve/", {"code": fresh_code(erin)})
+    assert response.status_code == 302
+    change.refresh_from_db()
+    assert change.state == VenueChangeState.APPLIED
+    assert Venue.objects.get(pk=objects["venue"].pk).account == "matrix-account"

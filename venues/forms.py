@@ -7,6 +7,8 @@ _SECRET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-pa
 
 
 class VenueForm(forms.Form):
+    """A proposal: a new venue, or a new configuration for an existing one."""
+
     kind = forms.ChoiceField(choices=VenueKind.choices)
     name = forms.CharField(max_length=80)
     base_url = forms.CharField(max_length=200, label="Base URL")
@@ -22,7 +24,6 @@ class VenueForm(forms.Form):
     path_prefix = forms.ChoiceField(
         required=False, choices=[("", "none"), ("/v1", "/v1")], label="Nord-Pay path prefix"
     )
-    enabled = forms.BooleanField(required=False, initial=True)
 
     def __init__(self, *args, editing: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -32,3 +33,15 @@ class VenueForm(forms.Form):
             self.fields["name"].disabled = True
             for name in ("api_key", "api_secret", "passphrase"):
                 self.fields[name].help_text = "Leave blank to keep the stored value."
+
+
+class ApproveChangeForm(forms.Form):
+    code = forms.CharField(max_length=8, label="Your authenticator code")
+
+
+class RejectChangeForm(forms.Form):
+    reason = forms.CharField(max_length=300, required=False)
+
+
+class EnabledForm(forms.Form):
+    enabled = forms.BooleanField(required=False)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from .crypto import decrypt_json, encrypt_json
@@ -64,6 +65,99 @@ class Venue(models.Model):
     @property
     def is_sandbox(self) -> bool:
         return self.base_url.startswith("sandbox://")
+
+
+class VenueChangeState(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    APPLIED = "applied", "Approved and applied"
+    REJECTED = "rejected", "Rejected"
+
+
+class VenueChange(models.Model):
+    """A proposed venue configuration: a new venue (``venue`` is null), or a new base URL,
+    account, options or credentials for an existing one.
+
+    Nothing here reaches a client until a second whitelist admin approves it with TOTP; until
+    then the venue keeps its old configuration. New credentials wait here encrypted, and only
+    those given: the others stay as the venue has them.
+    """
+
+    venue = models.ForeignKey(
+        Venue, null=True, blank=True, on_delete=models.PROTECT, related_name="changes"
+    )
+    kind = models.CharField(max_length=20, choices=VenueKind.choices)
+    name = models.CharField(max_length=80)
+    # The configuration the venue will have once approved (every field, changed or not).
+    base_url = models.CharField(max_length=200)
+    account = models.CharField(max_length=80, blank=True)
+    options_json = models.JSONField(default=dict, blank=True)
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    # What changes, old and new, for people and the audit trail: never a secret, only the
+    # names of the credential fields that are replaced.
+    summary = models.JSONField(default=dict)
+    state = models.CharField(
+        max_length=12, choices=VenueChangeState.choices, default=VenueChangeState.PROPOSED
+    )
+    # Null: an operator at the command line (manage.py venue update).
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="venue_changes_proposed",
+    )
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="venue_changes_approved",
+    )
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="venue_changes_rejected",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(approved_by__isnull=True)
+                | models.Q(proposed_by__isnull=True)
+                | ~models.Q(approved_by=models.F("proposed_by")),
+                name="venue_change_approver_is_not_proposer",
+            ),
+            # One open change per venue, so an approval never applies a stale picture.
+            models.UniqueConstraint(
+                fields=["venue"],
+                condition=models.Q(state="proposed", venue__isnull=False),
+                name="venue_change_one_open_per_venue",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(state="proposed", venue__isnull=True),
+                name="venue_change_one_open_creation_per_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = "new venue" if self.venue_id is None else "change"
+        return f"{what} {self.name} ({self.get_state_display()})"
+
+    @property
+    def is_creation(self) -> bool:
+        return self.venue_id is None
+
+    @property
+    def new_credentials(self) -> dict[str, str]:
+        """Only the credential fields this change replaces."""
+        return decrypt_json(self.credentials_encrypted)
 
 
 class ApiNonce(models.Model):

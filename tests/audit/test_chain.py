@@ -13,6 +13,7 @@ from audit import tasks
 from audit.models import AppendOnlyError, AuditChainHead, AuditEvent, ChainCheck
 from audit.services import audit_chain_verify, audit_event_record
 from tests.factories import UserFactory
+from venues.services import venue_change_approve, venue_change_propose
 
 pytestmark = pytest.mark.django_db
 
@@ -181,10 +182,9 @@ def test_a_fresh_demo_has_a_chain_that_verifies(capsys):
     assert "Audit chain OK" in capsys.readouterr().out
 
 
-def test_carol_venue_changes_are_on_the_trail_without_secrets(carol):
-    from venues.services import venue_create, venue_update
-
-    venue = venue_create(
+def test_carol_venue_changes_are_on_the_trail_without_secrets(carol, fresh_code):
+    erin = UserFactory(username="erin", roles=["whitelist_admin"])
+    created = venue_change_propose(
         actor=carol,
         kind="kraken",
         name="Trail venue",
@@ -192,12 +192,18 @@ def test_carol_venue_changes_are_on_the_trail_without_secrets(carol):
         api_key="trail-key-0001",
         api_secret="dHJhaWwtc2VjcmV0LW5ldmVyLWxvZ2dlZA==",
     )
-    venue_update(
-        actor=carol, venue_id=venue.pk, api_secret="bmV3LXNlY3JldC1uZXZlci1sb2dnZWQ=", enabled=False
+    venue = venue_change_approve(change_id=created.pk, approver=erin, code=fresh_code(erin))
+    changed = venue_change_propose(
+        actor=carol, venue_id=venue.pk, api_secret="bmV3LXNlY3JldC1uZXZlci1sb2dnZWQ="
     )
+    venue_change_approve(change_id=changed.pk, approver=erin, code=fresh_code(erin))
     events = AuditEvent.objects.filter(object_type="venue", object_id=str(venue.pk))
-    assert [e.action for e in events.order_by("seq")] == ["venue.created", "venue.updated"]
-    stored = " ".join(f"{e.message} {e.data}" for e in events)
+    assert [e.action for e in events.order_by("seq")] == [
+        "venue.created",
+        "venue.change_proposed",
+        "venue.updated",
+    ]
+    stored = " ".join(f"{e.message} {e.data}" for e in AuditEvent.objects.all())
     for secret in ("dHJhaWwtc2VjcmV0LW5ldmVyLWxvZ2dlZA==", "bmV3LXNlY3JldC1uZXZlci1sb2dnZWQ="):
         assert secret not in stored
     assert events.get(action="venue.updated").data["credentials_replaced"] == ["api_secret"]

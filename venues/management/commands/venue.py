@@ -1,4 +1,10 @@
-"""Scripted venue set-up: ``venue add``, ``venue update NAME``, ``venue check NAME``."""
+"""Scripted venue set-up: ``venue add``, ``venue update NAME``, ``venue check NAME``.
+
+``add`` creates a venue at once: an operator bootstrapping an installation from its shell (a new
+venue moves nothing until its addresses pass four eyes). ``update`` only proposes: a change of
+an existing venue's URL, account, options or credentials waits, like one made on the page, for
+a whitelist admin to approve it in Countersign with a TOTP code.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,12 @@ import sys
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from venues.models import Venue, VenueKind
-from venues.services import VenueConfigError, venue_check, venue_create, venue_update
+from venues.services import (
+    VenueConfigError,
+    venue_bootstrap,
+    venue_change_propose,
+    venue_check,
+)
 
 
 def _common(parser: CommandParser, *, required: bool) -> None:
@@ -37,15 +48,15 @@ class Command(BaseCommand):
         check.add_argument("name")
 
     def handle(self, *args, action: str, **options) -> None:
+        # Only the options given: an option left out stays as the venue has it.
         venue_options = {
-            "fee_deduct_type": options.get("fee_deduct_type") or "",
-            "path_prefix": options.get("path_prefix") or "",
-            "key_version": options.get("key_version") or "",
+            key: options[key]
+            for key in ("fee_deduct_type", "path_prefix", "key_version")
+            if options.get(key) is not None
         }
         try:
             if action == "add":
-                venue = venue_create(
-                    actor=None,
+                venue = venue_bootstrap(
                     kind=options["kind"],
                     name=options["name"],
                     base_url=options["base_url"],
@@ -59,7 +70,7 @@ class Command(BaseCommand):
                 return
             venue = self._venue(options["name"])
             if action == "update":
-                venue = venue_update(
+                change = venue_change_propose(
                     actor=None,
                     venue_id=venue.pk,
                     base_url=options["base_url"],
@@ -69,7 +80,11 @@ class Command(BaseCommand):
                     passphrase=options["passphrase"],
                     options=venue_options,
                 )
-                self.stdout.write(f"updated venue {venue.name}")
+                self.stdout.write(
+                    f"proposed change {change.pk} to venue {venue.name}: "
+                    f"{', '.join(change.summary)}. It takes effect when a whitelist admin "
+                    "approves it in Countersign (Venues) with a TOTP code."
+                )
                 return
             result = venue_check(venue=venue)
         except VenueConfigError as exc:
