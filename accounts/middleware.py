@@ -25,7 +25,9 @@ class RequireVerifiedUserMiddleware:
             reverse("accounts:enrol"),
             reverse("accounts:logout"),
         }
-        if path in open_paths or path.startswith(OPEN_PREFIXES):
+        # An enrolment link is opened by someone who cannot sign in yet (accounts:enrol_link).
+        enrol_links = reverse("accounts:enrol")
+        if path in open_paths or path.startswith((*OPEN_PREFIXES, enrol_links)):
             return self.get_response(request)
         user = request.user
         if not user.is_authenticated:

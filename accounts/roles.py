@@ -1,4 +1,4 @@
-"""The four roles of DESIGN.md, as Django groups, and the permissions each grants."""
+"""The roles of DESIGN.md, as Django groups, and the permissions each grants."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ REQUESTER = "requester"
 APPROVER = "approver"
 WHITELIST_ADMIN = "whitelist_admin"
 AUDITOR = "auditor"
-ROLES = (REQUESTER, APPROVER, WHITELIST_ADMIN, AUDITOR)
+USER_ADMIN = "user_admin"
+ROLES = (REQUESTER, APPROVER, WHITELIST_ADMIN, AUDITOR, USER_ADMIN)
 
 # group -> "app_label.codename" permissions. The four-eyes rules bind the act, not the role:
 # holding both requester and approver never lets anyone approve their own withdrawal.
@@ -19,13 +20,18 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     APPROVER: ("withdrawals.approve_withdrawal",),
     WHITELIST_ADMIN: ("whitelist.govern_address", "venues.manage_venue"),
     AUDITOR: ("audit.view_everything", "whitelist.veto_address"),
+    USER_ADMIN: ("accounts.manage_people",),
 }
+
+
+def role_label(role: str) -> str:
+    return role.replace("_", " ")
 
 
 def require_role(user: Any, *roles: str, message: str = "") -> None:
     """Raise PermissionDenied unless ``user`` holds at least one of ``roles``."""
     if not any(has_role(user, role) for role in roles):
-        names = " or ".join(role.replace("_", " ") for role in roles)
+        names = " or ".join(role_label(role) for role in roles)
         raise PermissionDenied(message or f"You need the {names} role for this.")
 
 

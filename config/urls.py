@@ -6,6 +6,7 @@ from config.health import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
+    path("people/", include("accounts.people_urls")),
     path("venues/", include("venues.urls")),
     path("whitelist/", include("whitelist.urls")),
     path("audit/", include("audit.urls")),

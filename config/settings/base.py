@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    # Single-use recovery codes (accounts.services.recovery_code_use).
+    "django_otp.plugins.otp_static",
     "django_htmx",
     "accounts",
     "audit",
