@@ -2,9 +2,10 @@
 
 Wire facts, and the choices made where the venue is silent:
 
-* Auth is one static key in ``X-API-KEY``; nothing is signed. That key alone moves money, so it
-  is read from ``credentials.api_secret`` (encrypted, write-only, never shown).
-  ``credentials.api_key`` is only our label for the key and is never sent.
+* Auth is one static key in ``X-API-KEY``; nothing is signed. It is the venue's API key
+  (``credentials.api_key``, NOTES §7), a bearer credential encrypted like every other and never
+  shown; Nord-Pay has no secret, so ``api_secret`` is not used. A 401 or 403 refuses the key,
+  not a withdrawal (:class:`VenueAccessRefused`).
 * Paths: the GitBook writes ``/balance/...``, SDK 1.3.1 writes ``/v1/balance/...``;
   ``options.path_prefix`` ("" or "/v1") chooses.
 * The currency code carries the network (``USDTTRC20``): :data:`CURRENCIES` maps our
@@ -15,8 +16,10 @@ Wire facts, and the choices made where the venue is silent:
 * Amounts travel as strings. Answers carry them as JSON numbers (GitBook) or strings (SDK
   fixtures); both are parsed without ever making a float.
 * Status and reconciliation read ``GET balance/withdraws`` (newest first). Nord-Pay carries no
-  client id: see :class:`SubmissionJournal` for how :meth:`NordPayClient.find` tells apart two
-  withdrawals of the same payload.
+  client id: :meth:`NordPayClient.find` takes the id the submit journal recorded, else a
+  history entry of the same address and amount (the gross amount or net of its
+  ``service_fee``: which one history shows is not documented, NOTES §7) created after our
+  confirm, that no other withdrawal of ours holds; two such entries are ambiguous.
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from typing import Any, ClassVar
 
 import httpx
 
+from venues.budget import Purpose
 from venues.http import amount_str, compact_json, retry_after, send, server_error
 from venues.interface import (
     Quote,
     SavedAddress,
     SubmitReceipt,
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueError,
     VenueOutcomeUnknown,
@@ -152,6 +158,7 @@ class NordPayClient:
     supports_saved_addresses: ClassVar[bool] = False
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = False
+    supports_fee_cap: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -160,9 +167,10 @@ class NordPayClient:
         credentials: VenueCredentials,
         options: VenueSettings,
         nonces: DatabaseNonceSource,  # part of the common constructor; Nord-Pay has no nonce
+        purpose: Purpose | None = None,  # Nord-Pay documents no call budget to rank calls on
     ) -> None:
         self._http = http
-        self._key = credentials.api_secret
+        self._key = credentials.api_key
         prefix = options.path_prefix.strip().rstrip("/")
         self._prefix = prefix if not prefix or prefix.startswith("/") else "/" + prefix
         self._journal = SubmitJournal(self.kind)
@@ -240,10 +248,9 @@ class NordPayClient:
         reference = self._journal.reference(spec.request_id)
         if reference:
             return self.status(spec, reference=reference)
-        # The confirm's answer was lost. Ambiguity left: an identical withdrawal made outside
-        # Countersign in the same minutes would match too; ours are excluded by the journal.
+        # The confirm's answer was lost: the history alone, from just before our first send.
         currency, _ = self._currency(spec)
-        since = sent_at - CLOCK_SKEW
+        since = min(self._journal.sent_times(spec.request_id)) - CLOCK_SKEW
         candidates = []
         for item in self._history(currency):
             if self._created_at(item) < since:
@@ -253,11 +260,17 @@ class NordPayClient:
         claimed = self._journal.claimed_by_others(
             spec.request_id, [str(item["id"]) for item in candidates]
         )
-        for item in candidates:
-            if str(item["id"]) not in claimed:
-                self._journal.mark_reference(spec.request_id, str(item["id"]))
-                return self._status(item)
-        return None
+        candidates = [item for item in candidates if str(item["id"]) not in claimed]
+        if len(candidates) > 1:
+            ids = ", ".join(str(item["id"]) for item in candidates)
+            raise VenueAmbiguous(
+                f"Nord-Pay withdrawals {ids} could each be this withdrawal of {spec.amount} "
+                f"{currency} to {spec.address}; people must decide"
+            )
+        if not candidates:
+            return None
+        self._journal.mark_reference(spec.request_id, str(candidates[0]["id"]))
+        return self._status(candidates[0])
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
         references = set(self._journal.references(spec.request_id))
@@ -380,14 +393,16 @@ class NordPayClient:
 
     @staticmethod
     def _same_payload(item: dict[str, Any], spec: WithdrawalSpec) -> bool:
-        if not isinstance(item.get("id"), int):
+        """Same address, and the amount either as requested or net of the entry's fee."""
+        if not isinstance(item.get("id"), int) or isinstance(item.get("id"), bool):
             return False
         try:
-            return _same_address(str(item.get("address", "")), spec.address) and (
-                _dec(item.get("amount")) == spec.amount
-            )
+            amount = _dec(item.get("amount"))
+            fee = _dec(item.get("service_fee") or 0)
         except InvalidOperation:
             return False
+        same_address = _same_address(str(item.get("address", "")), spec.address)
+        return same_address and spec.amount in (amount, amount + fee)
 
     @staticmethod
     def _status(item: dict[str, Any]) -> VenueStatus:
@@ -418,7 +433,10 @@ class NordPayClient:
     ) -> Any:
         """One request; the answer's data (unwrapped from ``success: true``), or an outcome."""
         if not self._key:
-            raise VenueRejected("No Nord-Pay API key is configured for this venue account")
+            raise VenueAccessRefused(
+                "No Nord-Pay API key is configured for this venue account (the X-API-KEY goes "
+                "in the venue's API key field)"
+            )
         request = self._http.build_request(
             method,
             self._prefix + path,
@@ -457,6 +475,9 @@ class NordPayClient:
             return VenueUnavailable(text, retry_after=retry_after(response), http_status=status)
         if status >= 500 or status == 408:
             server_error(response, mutating=mutating, message=f"Nord-Pay HTTP {status}: {text}")
+        if status in (401, 403):
+            # SDK: AuthenticationError, ForbiddenError. The key was refused, not a withdrawal.
+            return VenueAccessRefused(text, http_status=status)
         for pattern, outcome in ERROR_OUTCOMES:
             if pattern.fullmatch(text):
                 return outcome(text, http_status=status)

@@ -3,7 +3,8 @@
 Faithful to NOTES.md §5, the GitBook page and the SDK 1.3.1 live fixtures where they speak;
 where they are silent the choices are written down here:
 
-* Paths answer both unprefixed (GitBook) and under ``/v1`` (SDK).
+* The key travels in ``X-API-KEY`` (GitBook, quickstart): the account's API key; there is no
+  secret.
 * No ``X-API-KEY`` -> 422 in FastAPI's validation shape; an unknown key -> 401
   ``{"detail": "Invalid API key"}`` (the quickstart says "401 or 422"; the text is ours).
 * A withdraw request (identifier) lives :data:`REQUEST_TTL` (10 minutes; the docs' example
@@ -20,6 +21,16 @@ where they are silent the choices are written down here:
   balances carry strings (as the SDK's live fixtures show).
 * ``use_envelope("success")`` switches every answer to the newer
   ``{"success", "data", "error"}`` envelope the SDK also parses.
+
+Modes (``set_mode``) where the sources disagree or are silent, the least convenient the default:
+
+``path_prefix``     ``/v1`` (default: SDK 1.3.1, the only source of the history call) or
+                    ``none`` (the GitBook's unprefixed paths). Only the configured form is
+                    answered; the other is a 404 (NOTES §5.1: "check which form the live server
+                    accepts"). ``seed()`` hands out the options of the current mode.
+``history_amount``  ``net`` (default: amount minus ``service_fee``, what reaches the wallet) or
+                    ``gross`` (the amount requested): history rows come from the SDK only, and
+                    which amount they show is unknown (NOTES §7).
 """
 
 from __future__ import annotations
@@ -61,7 +72,6 @@ CURRENCIES: dict[str, tuple[int, Decimal, Decimal, Decimal]] = {
 INVALID_KEY = "Invalid API key"
 STATUS_BY_ERROR = {INVALID_KEY: 401, "Too Many Requests": 429, "Not Found": 404}
 ERROR_TYPES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 422: "validation_error"}
-PREFIX = r"(?:/v1)?"
 
 
 def _json_text(value: Any) -> str:
@@ -87,6 +97,12 @@ class NordPaySandbox(SandboxApp):
     kind: ClassVar[str] = "nordpay"
     QUOTE_PATH: ClassVar[str] = "/balance/withdraw/request"
     SUBMIT_PATH: ClassVar[str] = "/balance/withdraw/confirm"
+    HISTORY_PATH: ClassVar[str] = "/balance/withdraws"
+    STATUS_PATH: ClassVar[str] = "/balance/withdraws"
+    MODES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "path_prefix": ("/v1", "none"),
+        "history_amount": ("net", "gross"),
+    }
     # Every documented error string (GitBook "Withdraw Funds", both calls), and the one we
     # answer for a bad key. The first two are documented on the request call; the client maps
     # them the same wherever they come from.
@@ -96,17 +112,22 @@ class NordPaySandbox(SandboxApp):
         "Withdraw request not found": "VenueRejected",
         "Withdraw request expired": "VenueQuoteRefused",
         "Not enough balance": "VenueRejected",
-        INVALID_KEY: "VenueRejected",
+        INVALID_KEY: "VenueAccessRefused",
     }
 
     def route_table(self) -> list[tuple[str, str, str]]:
+        # The prefix is checked per request (mode path_prefix): see _dispatch.
         return [
-            ("POST", PREFIX + r"/balance/withdraw/request", "withdraw_request"),
-            ("POST", PREFIX + r"/balance/withdraw/confirm", "withdraw_confirm"),
-            ("GET", PREFIX + r"/balance/withdraw/limits", "withdraw_limits"),
-            ("GET", PREFIX + r"/balance/withdraws", "withdraws"),
-            ("GET", PREFIX + r"/balance/?", "balance"),
+            ("POST", r"/balance/withdraw/request", "withdraw_request"),
+            ("POST", r"/balance/withdraw/confirm", "withdraw_confirm"),
+            ("GET", r"/balance/withdraw/limits", "withdraw_limits"),
+            ("GET", r"/balance/withdraws", "withdraws"),
+            ("GET", r"/balance/?", "balance"),
         ]
+
+    def _prefix(self) -> str:
+        mode = self.mode("path_prefix")
+        return "" if mode == "none" else mode
 
     # --- envelopes ------------------------------------------------------------------------
 
@@ -148,18 +169,23 @@ class NordPaySandbox(SandboxApp):
     # --- accounts -------------------------------------------------------------------------
 
     def seed(self, *, api_key: str = "", balance: Decimal = Decimal("5000")) -> SandboxSeed:
-        """A funded account; ``balance`` is its USDTTRC20 (the primary destination's) balance."""
+        """A funded account; ``balance`` is its USDTTRC20 (the primary destination's) balance.
+
+        ``api_key`` names the account (a label); the key it is given is random, and is also
+        the account's name in the store, as every sandbox keys accounts by API key.
+        """
         label = api_key or f"nordpay-{secrets.token_hex(4)}"
         with self.store.tx() as tx:
-            existing = self.account(tx, label)
+            existing = tx.get(self._c("labels"), label)
         # Seeding a label again refunds it but keeps its key: clients built earlier still work.
         token = existing["token"] if existing else secrets.token_urlsafe(24)
         # Every destination holds well over twice the primary's minimum (50), in its own unit,
         # so a caller that picks any seeded destination with the primary's amounts is funded.
         balances = {"USDTTRC20": str(balance), "USDTBEP20": "2500", "BTC": "100", "ETH": "250"}
-        self.account_upsert(label, token=token, balances=balances)
+        self.account_upsert(token, token=token, label=label, balances=balances)
         with self.store.tx() as tx:
-            tx.put(self._c("tokens"), token, {"account": label})
+            tx.put(self._c("labels"), label, {"token": token})
+            tx.put(self._c("tokens"), token, {"account": token})
         destinations = (
             self._destination("USDT", "TRON", "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7", "USDTTRC20"),
             self._destination(
@@ -170,8 +196,8 @@ class NordPaySandbox(SandboxApp):
         )
         primary = destinations[0]
         return SandboxSeed(
-            credentials=VenueCredentials(api_key=label, api_secret=token),
-            options=VenueSettings(path_prefix="/v1"),
+            credentials=VenueCredentials(api_key=token),
+            options=VenueSettings(path_prefix=self._prefix()),
             asset=primary["asset"],
             network=primary["network"],
             address=primary["address"],
@@ -220,8 +246,22 @@ class NordPaySandbox(SandboxApp):
     # --- dispatch with the sandbox's own validation answers ---------------------------------
 
     def _dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        prefix = self._prefix()
+        path = request.path
+        if prefix and not path.startswith(prefix + "/"):
+            return self.render_not_found(request)
+        unprefixed = path.removeprefix(prefix) if prefix else path
+        if not prefix and unprefixed.startswith("/v1/"):
+            return self.render_not_found(request)
+        query = request.target.partition("?")[2]
+        inner = SandboxRequest(
+            method=request.method,
+            target=unprefixed + ("?" + query if query else ""),
+            headers=request.headers,
+            body=request.body,
+        )
         try:
-            return super()._dispatch(request)
+            return super()._dispatch(inner)
         except _Validation as exc:
             return self._fail(422, exc.errors)
 
@@ -365,6 +405,7 @@ class NordPaySandbox(SandboxApp):
             docs = [d for d in docs if d["currency"] == query["currency"]]
         if query.get("status"):
             docs = [d for d in docs if d["status"] == query["status"]]
+        net = self.mode("history_amount") == "net"
         newest_first = query.get("sort", "created_at:desc") != "created_at:asc"
         docs.sort(key=lambda d: (d["created_at"], d["seq"]), reverse=newest_first)
         rate = {c: row[3] for c, row in CURRENCIES.items()}
@@ -374,9 +415,9 @@ class NordPaySandbox(SandboxApp):
                 "currency": d["currency"],
                 "address": d["address"],
                 "tx_hash": d["tx_hash"],
-                "amount": d["amount_sent"],
+                "amount": _plain(_shown(d, net=net)),
                 "amount_usd": _plain(
-                    (dec(d["amount_sent"]) * rate[d["currency"]]).quantize(Decimal("0.01"))
+                    (_shown(d, net=net) * rate[d["currency"]]).quantize(Decimal("0.01"))
                 ),
                 "service_fee": d["service_fee"],
                 "service_fee_usd": _plain(
@@ -432,6 +473,12 @@ class NordPaySandbox(SandboxApp):
                 _validation(["body", "amount"], "Input should be greater than 0", "greater_than")
             )
         return text, amount
+
+
+def _shown(doc: dict[str, Any], *, net: bool) -> Decimal:
+    """The amount a history row shows: requested, or what reaches the wallet (mode)."""
+    amount = dec(doc["amount_sent"])
+    return amount - dec(doc["service_fee"]) if net else amount
 
 
 class _Validation(Exception):

@@ -16,6 +16,8 @@ import pytest
 
 from venues.interface import (
     Quote,
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueOutcomeUnknown,
     VenueQuoteRefused,
@@ -25,6 +27,7 @@ from venues.interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
+from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
 from venues.nordpay.client import STATUS_MAP, NordPayClient, error_text
 from venues.registry import build_client, sandbox_for
@@ -33,8 +36,8 @@ from venues.sandbox.server import LoopbackServer
 pytestmark = pytest.mark.django_db
 
 TRON = "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7"
-SECRET = "np-secret-0123456789"
-CREDENTIALS = VenueCredentials(api_key="treasury", api_secret=SECRET)
+SECRET = "np-key-0123456789"  # the X-API-KEY: a bearer credential, however it is named
+CREDENTIALS = VenueCredentials(api_key=SECRET)
 
 
 def make_spec(amount: str = "50", **overrides) -> WithdrawalSpec:
@@ -392,9 +395,9 @@ def test_validation_list_is_rejected_with_legible_message():
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_auth_refusals_are_rejected_without_the_key(status):
+def test_auth_refusals_are_access_refused_without_the_key(status):
     client = mock_client(answer(status, '{"detail":"Invalid API key"}'))
-    with pytest.raises(VenueRejected) as caught:
+    with pytest.raises(VenueAccessRefused) as caught:
         client.check_connection()
     assert caught.value.message == "Invalid API key"
     assert SECRET not in str(caught.value) and SECRET not in repr(client)
@@ -471,9 +474,10 @@ def test_quote_of_another_payload_is_refused_before_sending(other):
 # --- against the sandbox ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("prefix", ["", "/v1"])
-def test_both_path_prefixes_work_end_to_end(prefix):
+@pytest.mark.parametrize(("mode", "prefix"), [("none", ""), ("/v1", "/v1")])
+def test_both_path_prefixes_work_end_to_end(mode, prefix):
     sandbox = sandbox_for("nordpay")
+    sandbox.set_mode("path_prefix", mode)
     seed = sandbox.seed()
     client = build_client(
         kind="nordpay",
@@ -586,6 +590,66 @@ def test_find_after_lost_answer_when_nothing_arrived(venue):
     assert client.find(second) is None
 
 
+def test_the_x_api_key_is_the_venues_api_key_field():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b'{"balances": {"BTC": "0.05"}}')
+
+    http = httpx.Client(
+        base_url="https://api.nord-pay.test", transport=httpx.MockTransport(handler)
+    )
+    configured = VenueCredentials(api_key="the-key", api_secret="something else")
+    client = NordPayClient(
+        http=http, credentials=configured, options=VenueSettings(), nonces=DatabaseNonceSource()
+    )
+    client.check_connection()
+    assert seen[0].headers["X-API-KEY"] == "the-key"
+    secret_only = NordPayClient(
+        http=http,
+        credentials=VenueCredentials(api_secret="the-key"),
+        options=VenueSettings(),
+        nonces=DatabaseNonceSource(),
+    )
+    with pytest.raises(VenueAccessRefused, match="API key field"):
+        secret_only.check_connection()
+
+
+def test_wrong_prefix_is_refused_not_taken_for_an_empty_history():
+    sandbox = sandbox_for("nordpay")
+    seed = sandbox.seed()  # answers /v1 only (the default mode)
+    client = build_client(
+        kind="nordpay",
+        base_url="sandbox://nordpay",
+        credentials=seed.credentials,
+        options=VenueSettings(path_prefix=""),
+    )
+    with pytest.raises(VenueRejected, match="Not Found"):
+        client.check_connection()
+
+
+@pytest.mark.parametrize("amounts", ["net", "gross"])
+def test_find_from_history_alone_in_either_amount_reading(venue, amounts):
+    sandbox, seed, client = venue
+    sandbox.set_mode("history_amount", amounts)
+    spec = seed_spec(seed)
+    receipt = client.submit(spec, quote=client.quote(spec))
+    SubmitAttempt.objects.update(reference="")  # the confirm's answer was lost
+    found = client.find(spec)
+    assert found is not None and found.reference == receipt.reference
+
+
+def test_find_with_two_unclaimed_candidates_is_ambiguous(venue):
+    _sandbox, seed, client = venue
+    spec, twin = seed_spec(seed), seed_spec(seed)
+    client.submit(spec, quote=client.quote(spec))
+    client.submit(twin, quote=client.quote(twin))
+    SubmitAttempt.objects.update(reference="")
+    with pytest.raises(VenueAmbiguous):
+        client.find(spec)
+
+
 def test_cancel_and_saved_addresses_are_not_offered(venue):
     _sandbox, seed, client = venue
     assert client.supports_cancel is False and client.supports_saved_addresses is False
@@ -600,8 +664,8 @@ def test_connection_check_never_shows_the_key(venue):
     _sandbox, seed, client = venue
     description = client.check_connection()
     assert description.startswith("Nord-Pay:")
-    assert seed.credentials.api_secret not in description
-    assert seed.credentials.api_secret not in repr(client)
+    assert seed.credentials.api_key not in description
+    assert seed.credentials.api_key not in repr(client)
 
 
 @pytest.mark.loopback

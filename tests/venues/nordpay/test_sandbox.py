@@ -19,6 +19,9 @@ def sandbox():
 
 
 def call(sandbox, method: str, target: str, body=None, key: str | None = None):
+    """One request; paths written unprefixed get the prefix the sandbox answers by default."""
+    if target.startswith("/balance"):
+        target = "/v1" + target
     headers = {"content-type": "application/json"}
     if key is not None:
         headers["x-api-key"] = key
@@ -42,26 +45,46 @@ def test_missing_key_is_fastapi_validation_error(sandbox):
 
 def test_unknown_key_is_401(sandbox):
     seed = sandbox.seed()
-    status, body, _ = call(sandbox, "GET", "/v1/balance/", key=seed.credentials.api_secret + "x")
+    status, body, _ = call(sandbox, "GET", "/v1/balance/", key=seed.credentials.api_key + "x")
     assert (status, body) == (401, {"detail": "Invalid API key"})
 
 
-def test_key_label_is_not_the_key(sandbox):
+def test_the_key_is_the_api_key_and_there_is_no_secret(sandbox):
     seed = sandbox.seed()
-    status, body, _ = call(sandbox, "GET", "/balance/", key=seed.credentials.api_key)
-    assert (status, body) == (401, {"detail": "Invalid API key"})
+    assert seed.credentials.api_key and not seed.credentials.api_secret
+    status, _, _ = call(sandbox, "GET", "/balance/", key=seed.credentials.api_key)
+    assert status == 200
 
 
-@pytest.mark.parametrize("prefix", ["", "/v1"])
-def test_both_prefixes_are_served(sandbox, prefix):
+@pytest.mark.parametrize(("mode", "served", "refused"), [("/v1", "/v1", ""), ("none", "", "/v1")])
+def test_only_the_configured_prefix_is_served(sandbox, mode, served, refused):
+    assert sandbox.MODES["path_prefix"][0] == "/v1"  # the default
+    sandbox.set_mode("path_prefix", mode)
     seed = sandbox.seed()
-    status, body, _ = call(sandbox, "GET", prefix + "/balance/", key=seed.credentials.api_secret)
-    assert status == 200 and body["balances"]["USDTTRC20"] == str(seed.balance)
+    assert seed.options.path_prefix == served
+    key = {"x-api-key": seed.credentials.api_key}
+    ok = sandbox.handle(SandboxRequest("GET", served + "/balance/", key, b""))
+    assert ok.status == 200 and json.loads(ok.body)["balances"]["USDTTRC20"] == str(seed.balance)
+    wrong = sandbox.handle(SandboxRequest("GET", refused + "/balance/", key, b""))
+    assert (wrong.status, json.loads(wrong.body)) == (404, {"detail": "Not Found"})
+
+
+@pytest.mark.parametrize(("mode", "shown"), [("net", "39.8115"), ("gross", "40.5")])
+def test_history_amount_modes(sandbox, mode, shown):
+    assert sandbox.MODES["history_amount"][0] == "net"  # the default
+    sandbox.set_mode("history_amount", mode)
+    seed = sandbox.seed()
+    key = seed.credentials.api_key
+    _, quote, _ = call(sandbox, "POST", "/balance/withdraw/request", request_body("40.5"), key)
+    call(sandbox, "POST", "/balance/withdraw/confirm", {"identifier": quote["identifier"]}, key)
+    _, history, _ = call(sandbox, "GET", "/balance/withdraws?currency=USDTTRC20", key=key)
+    (item,) = history["items"]
+    assert (item["amount"], item["service_fee"]) == (shown, "0.688500")
 
 
 def test_unknown_path_is_404(sandbox):
     seed = sandbox.seed()
-    status, body, _ = call(sandbox, "GET", "/v2/balance/", key=seed.credentials.api_secret)
+    status, body, _ = call(sandbox, "GET", "/v2/balance/", key=seed.credentials.api_key)
     assert (status, body) == (404, {"detail": "Not Found"})
 
 
@@ -72,7 +95,7 @@ def test_request_answer_matches_the_docs_shape(sandbox):
         "POST",
         "/balance/withdraw/request",
         request_body("100"),
-        seed.credentials.api_secret,
+        seed.credentials.api_key,
     )
     assert status == 200
     assert set(body) == {
@@ -101,7 +124,7 @@ def test_bad_amounts_are_422_lists(sandbox, amount, kind):
         "POST",
         "/balance/withdraw/request",
         request_body(amount),
-        seed.credentials.api_secret,
+        seed.credentials.api_key,
     )
     assert status == 422
     assert body["detail"][0]["loc"] == ["body", "amount"] and body["detail"][0]["type"] == kind
@@ -118,7 +141,7 @@ def test_bad_amounts_are_422_lists(sandbox, amount, kind):
 def test_documented_request_errors(sandbox, body, detail):
     seed = sandbox.seed()
     status, answer, _ = call(
-        sandbox, "POST", "/v1/balance/withdraw/request", body, seed.credentials.api_secret
+        sandbox, "POST", "/v1/balance/withdraw/request", body, seed.credentials.api_key
     )
     assert (status, answer) == (400, {"detail": detail})
 
@@ -130,7 +153,7 @@ def test_confirm_of_unknown_identifier(sandbox):
         "POST",
         "/balance/withdraw/confirm",
         {"identifier": "00000000-0000-4000-8000-000000000000"},
-        seed.credentials.api_secret,
+        seed.credentials.api_key,
     )
     assert (status, body) == (400, {"detail": "Withdraw request not found"})
 
@@ -138,21 +161,21 @@ def test_confirm_of_unknown_identifier(sandbox):
 def test_identifier_belongs_to_its_account(sandbox):
     owner, other = sandbox.seed(), sandbox.seed()
     _, quote, _ = call(
-        sandbox, "POST", "/balance/withdraw/request", request_body(), owner.credentials.api_secret
+        sandbox, "POST", "/balance/withdraw/request", request_body(), owner.credentials.api_key
     )
     status, body, _ = call(
         sandbox,
         "POST",
         "/balance/withdraw/confirm",
         {"identifier": quote["identifier"]},
-        other.credentials.api_secret,
+        other.credentials.api_key,
     )
     assert (status, body) == (400, {"detail": "Withdraw request not found"})
 
 
 def test_confirm_debits_and_history_lists_it(sandbox):
     seed = sandbox.seed()
-    key = seed.credentials.api_secret
+    key = seed.credentials.api_key
     _, quote, _ = call(sandbox, "POST", "/balance/withdraw/request", request_body("40.5"), key)
     status, body, _ = call(
         sandbox, "POST", "/balance/withdraw/confirm", {"identifier": quote["identifier"]}, key
@@ -169,7 +192,8 @@ def test_confirm_debits_and_history_lists_it(sandbox):
         sandbox, "GET", "/balance/withdraws?currency=USDTTRC20&limit=5&offset=0", key=key
     )
     (item,) = history["items"]
-    assert item["id"] == body["id"] and item["amount"] == "40.5"
+    # Net of the 1.7 % fee by default (mode history_amount).
+    assert item["id"] == body["id"] and item["amount"] == "39.8115"
     assert item["status"] == "processed" and item["tx_hash"].startswith("0x")
     assert (history["total"], history["limit"], history["total_pages"]) == (1, 5, 1)
 
@@ -177,16 +201,14 @@ def test_confirm_debits_and_history_lists_it(sandbox):
 def test_history_limit_above_200_is_422(sandbox):
     seed = sandbox.seed()
     status, body, _ = call(
-        sandbox, "GET", "/balance/withdraws?limit=201", key=seed.credentials.api_secret
+        sandbox, "GET", "/balance/withdraws?limit=201", key=seed.credentials.api_key
     )
     assert status == 422 and body["detail"][0]["loc"] == ["query", "limit"]
 
 
 def test_limits_rows(sandbox):
     seed = sandbox.seed()
-    status, rows, _ = call(
-        sandbox, "GET", "/balance/withdraw/limits", key=seed.credentials.api_secret
-    )
+    status, rows, _ = call(sandbox, "GET", "/balance/withdraw/limits", key=seed.credentials.api_key)
     row = next(r for r in rows if r["currency"] == "USDTTRC20")
     assert status == 200
     assert row == {
@@ -201,7 +223,7 @@ def test_limits_rows(sandbox):
 def test_newer_envelope_for_success_and_errors(sandbox):
     seed = sandbox.seed()
     sandbox.use_envelope("success")
-    status, body, _ = call(sandbox, "GET", "/balance/", key=seed.credentials.api_secret)
+    status, body, _ = call(sandbox, "GET", "/balance/", key=seed.credentials.api_key)
     assert status == 200 and body["success"] is True and "balances" in body["data"]
     status, body, _ = call(sandbox, "GET", "/balance/", key="nope")
     assert status == 401
@@ -223,12 +245,12 @@ def test_seed_destinations_are_valid_and_primary_first(sandbox):
     assert seed.destinations[0]["address"] == seed.address == TRON
     assert {d["asset"] for d in seed.destinations} == {"USDT", "BTC", "ETH"}
     assert seed.minimum * 2 < seed.balance / 10
-    assert seed.credentials.api_key != seed.credentials.api_secret
+    assert seed.credentials.api_key and not seed.credentials.api_secret
 
 
 def test_seeding_a_label_again_keeps_its_key(sandbox):
     first = sandbox.seed(api_key="demo-nordpay-key")
     again = sandbox.seed(api_key="demo-nordpay-key")
     assert again.credentials == first.credentials
-    status, body, _ = call(sandbox, "GET", "/balance/", key=first.credentials.api_secret)
+    status, body, _ = call(sandbox, "GET", "/balance/", key=first.credentials.api_key)
     assert status == 200 and body["balances"]["USDTTRC20"] == str(first.balance)

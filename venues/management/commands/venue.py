@@ -23,8 +23,17 @@ from venues.services import (
 
 def _common(parser: CommandParser, *, required: bool) -> None:
     parser.add_argument("--base-url", required=required)
-    parser.add_argument("--api-key", default=None)
-    parser.add_argument("--api-secret", default=None)
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="the venue's API key; for Nord-Pay the X-API-KEY (a secret: never printed); "
+        "for 1Konto the login user",
+    )
+    parser.add_argument(
+        "--api-secret",
+        default=None,
+        help="the API secret (Kraken, KuCoin) or 1Konto password; Nord-Pay has none",
+    )
     parser.add_argument("--passphrase", default=None)
     parser.add_argument("--account", default=None, help="1Konto account id, Kraken Embed IIBAN")
     parser.add_argument("--fee-deduct-type", choices=["INTERNAL", "EXTERNAL"], default=None)
