@@ -10,10 +10,14 @@ import re
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLResolver, get_resolver, resolve
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import AccessChange, ChangeState, Invitation
+from accounts.services import access_change_propose
 from audit.models import AuditEvent
 from tests.conftest import verified_login
 from tests.factories import UserFactory, WithdrawalFactory
@@ -25,7 +29,7 @@ from withdrawals.models import Approval, Quote, WithdrawalRequest
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("quiet_refusals")]
 
 METHODS = ("get", "post", "put", "patch", "delete")
-PERSONAS = ("anonymous", "alice", "bob", "carol", "dave", "mallory")
+PERSONAS = ("anonymous", "alice", "bob", "carol", "dave", "mallory", "uma")
 READ_ONLY = ("anonymous", "dave", "mallory")
 
 
@@ -54,6 +58,10 @@ def test_the_matrix_sees_every_withdrawal_and_account_url():
         "withdrawals/<int:pk>/approve/",
         "withdrawals/new/preview/",
         "accounts/verify/",
+        "accounts/enrol/<str:token>/",
+        "people/",
+        "people/changes/<int:pk>/approve/",
+        "people/access-review/",
         "admin/",
     ):
         assert expected in routes
@@ -69,6 +77,10 @@ def concrete_paths(objects: dict[str, Any]) -> list[str]:
             return "no-such-page/"
         if name == "content_type_id":
             return "1"
+        if route.startswith("people/changes/"):
+            return str(objects["access_change"].pk)
+        if route.startswith("people/"):
+            return str(objects["user"].pk)
         if route.startswith("venues/changes/"):
             return str(objects["venue_change"].pk)
         if route.startswith("venues/"):
@@ -102,6 +114,17 @@ def snapshot() -> dict[str, list[dict[str, Any]]]:
         "venue_changes": list(VenueChange.objects.order_by("pk").values()),
         "addresses": list(WhitelistedAddress.objects.order_by("pk").values()),
         "audit": list(AuditEvent.objects.order_by("seq").values()),
+        # Who may do what: accounts, roles, proposals, links and devices (not a device's
+        # throttle counters, which a refused code moves by design).
+        "people": list(
+            get_user_model().objects.order_by("pk").values("pk", "is_active", "password")
+        ),
+        "roles": list(get_user_model().groups.through.objects.order_by("pk").values()),
+        "access_changes": list(AccessChange.objects.order_by("pk").values()),
+        "invitations": list(Invitation.objects.order_by("pk").values()),
+        "devices": list(TOTPDevice.objects.order_by("pk").values("pk", "user", "key", "confirmed"))
+        + list(StaticDevice.objects.order_by("pk").values("pk", "user"))
+        + list(StaticToken.objects.order_by("pk").values()),
     }
 
 
@@ -113,7 +136,8 @@ ACCESS_EVENTS = {"export.created"}
 
 def assert_unchanged(before: dict[str, Any], *, allow_auth_events: bool = False) -> None:
     after = snapshot()
-    for table in ("withdrawals", "approvals", "quotes", "venues", "venue_changes", "addresses"):
+    tables = ("withdrawals", "approvals", "quotes", "venues", "venue_changes", "addresses")
+    for table in (*tables, "people", "roles", "access_changes", "invitations", "devices"):
         assert after[table] == before[table], table
     old = before["audit"]
     assert after["audit"][: len(old)] == old
@@ -123,7 +147,19 @@ def assert_unchanged(before: dict[str, Any], *, allow_auth_events: bool = False)
 
 
 @pytest.fixture
-def objects(alice, bob, carol, dave, mallory, address):
+def uma(db):
+    """User admin."""
+    return UserFactory(username="uma", roles=["user_admin"])
+
+
+@pytest.fixture
+def ulf(db):
+    """A second user admin: proposes what uma may approve."""
+    return UserFactory(username="ulf", roles=["user_admin"])
+
+
+@pytest.fixture
+def objects(alice, bob, carol, dave, mallory, uma, ulf, address):
     withdrawal = WithdrawalFactory(requested_by=alice, whitelisted_address=address)
     return {
         "withdrawal": withdrawal,
@@ -134,7 +170,17 @@ def objects(alice, bob, carol, dave, mallory, address):
         "address": address,
         "device": TOTPDevice.objects.get(user=bob),
         "user": alice,
-        "personas": {"alice": alice, "bob": bob, "carol": carol, "dave": dave, "mallory": mallory},
+        "access_change": access_change_propose(
+            admin=ulf, subject_id=bob.pk, kind="grant", role="auditor"
+        ),
+        "personas": {
+            "alice": alice,
+            "bob": bob,
+            "carol": carol,
+            "dave": dave,
+            "mallory": mallory,
+            "uma": uma,
+        },
     }
 
 
@@ -241,3 +287,38 @@ def test_a_second_whitelist_admin_approves_a_venue_change_through_its_page(objec
     change.refresh_from_db()
     assert change.state == VenueChangeState.APPLIED
     assert Venue.objects.get(pk=objects["venue"].pk).account == "matrix-account"
+
+
+def test_only_user_admins_reach_the_people_page_and_auditors_the_access_review(objects):
+    expected_people = {"anonymous": 302, "uma": 200}
+    expected_review = {"anonymous": 302, "dave": 200, "uma": 200}
+    for persona in PERSONAS:
+        client = client_as(persona, objects)
+        assert client.get("/people/").status_code == expected_people.get(persona, 403), persona
+        review = client.get("/people/access-review/").status_code
+        assert review == expected_review.get(persona, 403), persona
+
+
+def test_a_second_user_admin_approves_a_grant_through_the_people_page(objects, fresh_code):
+    """A successful mutation of the user admin role: uma approves ulf's grant with TOTP."""
+    uma = objects["personas"]["uma"]
+    change = objects["access_change"]
+    client = client_as("uma", objects)
+    response = client.post(
+        f"/people/changes/{change.pk}/approve/", {f"c{change.pk}-code": fresh_code(uma)}
+    )
+    assert response.status_code == 302
+    change.refresh_from_db()
+    assert change.state == ChangeState.APPROVED and change.decided_by == uma
+    assert objects["personas"]["bob"].groups.filter(name="auditor").exists()
+
+
+@pytest.mark.parametrize("persona", [p for p in PERSONAS if p != "anonymous"])
+def test_every_role_replaces_its_own_recovery_codes_with_a_valid_code(persona, objects, fresh_code):
+    """A successful mutation for every role on the accounts pages: one's own recovery codes,
+    with a fresh TOTP code (a credential of one's own, like signing out; no business state)."""
+    user = objects["personas"][persona]
+    client = client_as(persona, objects)
+    response = client.post("/accounts/recovery-codes/", {"code": fresh_code(user)})
+    assert response.status_code == 200 and b'id="codes"' in response.content
+    assert StaticToken.objects.filter(device__user=user).count() == 10
