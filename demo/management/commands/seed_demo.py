@@ -1,4 +1,4 @@
-"""Idempotent demo data: four users with TOTP, one sandbox venue of each kind, addresses."""
+"""Idempotent demo data: users with TOTP for every role, a sandbox venue of each kind, addresses."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ DEMO_USERS = [
     ("carol", "whitelist_admin", "6162636465666768696a6b6c6d6e6f7071727374"),
     ("dave", "auditor", "3031323334353637383961626364656630313233"),
     ("erin", "whitelist_admin", "5152535455565758595a303132333435363738ff"),
+    # Two user admins, so role grants and device resets get four eyes in the demo too.
+    ("frank", "user_admin", "6a6b6c6d6e6f70717273747576777879307a3132"),
+    ("grace", "user_admin", "7a797877767574737271706f6e6d6c6b6a696867"),
 ]
 DEMO_PASSWORD = "countersign-demo"  # noqa: S105 - printed to the person running the demo
 # Enough of every asset for a long demo session.
