@@ -3,7 +3,10 @@
 Auth: ``KC-API-SIGN = b64(HMAC-SHA256(secret, timestamp + METHOD + path?raw_query + body))`` and,
 for key versions 2 and 3, ``KC-API-PASSPHRASE = b64(HMAC-SHA256(secret, passphrase))``.
 KuCoin has no idempotency key: our request id travels in ``remark`` and reconciliation matches it
-in the withdrawal history.
+in the withdrawal history. History items need not carry an ``id`` (KuCoin's own example has none):
+such an item is read as it stands, with the ``withdrawalId`` our submit journal recorded as its
+reference when there is exactly one, else with no reference, and :meth:`KucoinClient.status` of
+an empty reference reads the history by remark.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from urllib.parse import quote
 
 import httpx
 
+from venues.budget import Purpose
 from venues.http import amount_str, compact_json, retry_after, send, server_error
 from venues.interface import (
     Quote,
     SavedAddress,
     SubmitReceipt,
+    VenueAccessRefused,
+    VenueAmbiguous,
     VenueCredentials,
     VenueError,
     VenueOutcomeUnknown,
@@ -34,6 +40,7 @@ from venues.interface import (
     VenueUnavailable,
     WithdrawalSpec,
 )
+from venues.journal import SubmitJournal
 
 SUCCESS_CODE = "200000"
 QUOTAS_PATH = "/api/v1/withdrawals/quotas"
@@ -57,19 +64,21 @@ STATUS_MAP: dict[str, VenueState] = {
 # here means "the venue failed while handling the call": outcome unknown for a mutating call,
 # unavailable for a read (see ``_raise_error``).
 ERROR_OUTCOMES: dict[str, type[VenueError]] = {
-    "400001": VenueRejected,  # a KC-API-* header is missing: our bug, retrying will not help
+    # The gateway refused our credentials, permissions or source address before anything else:
+    # says nothing about any withdrawal (VenueAccessRefused), and retrying will not help.
+    "400001": VenueAccessRefused,  # a KC-API-* header is missing
     # Clock skew over 5 s: nothing was accepted, and a retry with a fresh timestamp can succeed.
     "400002": VenueUnavailable,
-    "400003": VenueRejected,  # KC-API-KEY does not exist
-    "400004": VenueRejected,  # Invalid KC-API-PASSPHRASE
-    "400005": VenueRejected,  # Invalid KC-API-SIGN
-    "400006": VenueRejected,  # request IP not on the key's IP whitelist
-    "400007": VenueRejected,  # key lacks the permission (e.g. Withdrawal)
-    "400008": VenueRejected,  # V1/V2 keys no longer supported
-    "400009": VenueRejected,  # Invalid KC-API-KEY-VERSION
+    "400003": VenueAccessRefused,  # KC-API-KEY does not exist
+    "400004": VenueAccessRefused,  # Invalid KC-API-PASSPHRASE
+    "400005": VenueAccessRefused,  # Invalid KC-API-SIGN
+    "400006": VenueAccessRefused,  # request IP not on the key's IP whitelist
+    "400007": VenueAccessRefused,  # key lacks the permission (e.g. Withdrawal)
+    "400008": VenueAccessRefused,  # V1/V2 keys no longer supported
+    "400009": VenueAccessRefused,  # Invalid KC-API-KEY-VERSION
     "400100": VenueRejected,  # parameter error, incl. account.available.amount
     "404000": VenueRejected,  # Url Not Found
-    "411100": VenueRejected,  # User are frozen
+    "411100": VenueAccessRefused,  # User are frozen: the account, not a withdrawal
     "415000": VenueRejected,  # Unsupported Media Type
     "200004": VenueRejected,  # Balance insufficient
     "260210": VenueRejected,  # withdraw.disabled
@@ -146,6 +155,7 @@ class KucoinClient:
     supports_saved_addresses: ClassVar[bool] = False
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = False
+    supports_fee_cap: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -154,12 +164,15 @@ class KucoinClient:
         credentials: VenueCredentials,
         options: VenueSettings,
         nonces: object,
+        purpose: Purpose | None = None,
     ) -> None:
-        # ``nonces`` is part of the common constructor; KuCoin authenticates with a wall-clock
-        # timestamp (5 s tolerance) instead of a nonce, so it is not needed here.
+        # ``nonces`` and ``purpose`` are part of the common constructor; KuCoin authenticates
+        # with a wall-clock timestamp (5 s tolerance) instead of a nonce, and NOTES gives the
+        # weights of its calls but not the pool's size, so there is no budget to rank calls on.
         self._http = http
         self._credentials = credentials
         self._options = options
+        self._journal = SubmitJournal(self.kind)
 
     def __repr__(self) -> str:
         return f"KucoinClient(base_url={str(self._http.base_url)!r})"
@@ -315,13 +328,21 @@ class KucoinClient:
         payload["remark"] = str(spec.request_id)
         if fee_deduct_type := self._fee_deduct_type(spec):
             payload["feeDeductType"] = fee_deduct_type
+        entry = self._journal.mark_sent(spec.request_id)
         data = self._call("POST", WITHDRAW_PATH, payload=payload, mutating=True)
         reference = str((data or {}).get("withdrawalId") or "")
         if not reference:
             raise VenueOutcomeUnknown("KuCoin accepted the withdrawal without giving its id")
+        self._journal.mark_reference(spec.request_id, reference, entry=entry)
         return SubmitReceipt(reference=reference, raw=data)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
+        if not reference:
+            # Found in a history that showed no id: read it there again, by our remark.
+            found = self.find(spec)
+            if found is None:
+                raise VenueUnavailable("KuCoin no longer lists this withdrawal by its remark")
+            return found
         data = self._call("GET", f"{HISTORY_PATH}/{quote(reference, safe='')}")
         if not isinstance(data, dict):
             raise VenueRejected(f"KuCoin has no withdrawal {reference}")
@@ -355,14 +376,35 @@ class KucoinClient:
             page += 1
 
     def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
-        for item in self._remarked(spec):
-            # History items carry no failure reason: only the detail tells a cancelled
-            # FAILURE from a failed one.
-            return self.status(spec, reference=str(item["id"]))
-        return None
+        """The history item whose ``remark`` is our request id, or None if KuCoin has none.
+
+        An item with an ``id`` is read again by id (only the detail tells a cancelled FAILURE
+        from a failed one). Two items with our remark are two withdrawals: ambiguous.
+        """
+        items = list(self._remarked(spec))
+        if len(items) > 1:
+            raise VenueAmbiguous(
+                f"KuCoin lists {len(items)} withdrawals with this request's remark; "
+                "people must decide"
+            )
+        return self._item_status(spec, items[0]) if items else None
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
-        return [self.status(spec, reference=str(item["id"])) for item in self._remarked(spec)]
+        return [self._item_status(spec, item) for item in self._remarked(spec)]
+
+    def _item_status(self, spec: WithdrawalSpec, item: dict[str, Any]) -> VenueStatus:
+        """An item's status: by its id, else by the one id our journal recorded, else (no id
+        known) as the item itself shows it, with no reference."""
+        references = self._journal.references(spec.request_id)
+        if item.get("id") or len(references) == 1:
+            return self.status(spec, reference=str(item.get("id") or references[0]))
+        return VenueStatus(
+            reference="",
+            state=_state(item),
+            raw_status=str(item.get("status", "")),
+            txid=str(item.get("walletTxId") or ""),
+            raw=item,
+        )
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:
         """Cancel a PROCESSING withdrawal; any refusal raises with KuCoin's own message."""

@@ -9,6 +9,13 @@ Assumptions where the docs are silent (documented here, not quoted from KuCoin):
 - A cancelled withdrawal reads ``FAILURE`` with ``failureReason`` ``CANCELED`` (KuCoin documents
   no cancelled status); it becomes ``WALLET_PROCESSING`` (no longer cancellable) halfway to its
   settlement.
+
+Modes (``set_mode``), the least convenient reading the default:
+
+``history_ids``    ``absent`` (default) or ``present``: whether ``GET /api/v1/withdrawals``
+                   items carry ``id``. The spec's field list has it (NOTES §3.3); KuCoin's own
+                   response example shows items without one.
+``history_order``  ``oldest_first`` (default) or ``newest_first``: no page states the order.
 """
 
 from __future__ import annotations
@@ -142,23 +149,29 @@ class KucoinSandbox(SandboxApp):
     kind = "kucoin"
     QUOTE_PATH = "/api/v1/withdrawals/quotas"
     SUBMIT_PATH = "/api/v3/withdrawals"
+    HISTORY_PATH = "/api/v1/withdrawals"
+    STATUS_PATH = "/api/v1/withdrawals/"
+    MODES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "history_ids": ("absent", "present"),
+        "history_order": ("oldest_first", "newest_first"),
+    }
     # "code:msg" -> the outcome the client must raise when the submit call answers it.
     DOCUMENTED_ERRORS: ClassVar[dict[str, str]] = {
-        "400001:" + MSG["400001"]: "VenueRejected",
+        "400001:" + MSG["400001"]: "VenueAccessRefused",
         "400002:" + MSG["400002"]: "VenueUnavailable",
-        "400003:" + MSG["400003"]: "VenueRejected",
-        "400004:" + MSG["400004"]: "VenueRejected",
-        "400005:" + MSG["400005"]: "VenueRejected",
-        "400006:Invalid request IP, the current client IP is: 203.0.113.7": "VenueRejected",
-        "400007:" + MSG["400007"]: "VenueRejected",
-        "400008:" + MSG["400008"]: "VenueRejected",
-        "400009:" + MSG["400009"]: "VenueRejected",
+        "400003:" + MSG["400003"]: "VenueAccessRefused",
+        "400004:" + MSG["400004"]: "VenueAccessRefused",
+        "400005:" + MSG["400005"]: "VenueAccessRefused",
+        "400006:Invalid request IP, the current client IP is: 203.0.113.7": "VenueAccessRefused",
+        "400007:" + MSG["400007"]: "VenueAccessRefused",
+        "400008:" + MSG["400008"]: "VenueAccessRefused",
+        "400009:" + MSG["400009"]: "VenueAccessRefused",
         "400100:Parameter Error": "VenueRejected",
         "400100:account.available.amount": "VenueRejected",
         "400100:request parameter illegal": "VenueRejected",
         "400100:Incorrect withdrawal address": "VenueRejected",
         "404000:" + MSG["404000"]: "VenueRejected",
-        "411100:" + MSG["411100"]: "VenueRejected",
+        "411100:" + MSG["411100"]: "VenueAccessRefused",
         "415000:" + MSG["415000"]: "VenueRejected",
         "200004:" + MSG["200004"]: "VenueRejected",
         "260210:" + MSG["260210"]: "VenueRejected",
@@ -480,9 +493,12 @@ class KucoinSandbox(SandboxApp):
             if not query.get("currency"):
                 raise _fail("400100")
             docs = self.withdrawals(tx, account["key"])
+            with_ids = self.mode_in(tx, "history_ids") == "present"
+            if self.mode_in(tx, "history_order") == "newest_first":
+                docs.reverse()
         items = [
-            self._item(d)
-            for d in reversed(docs)  # newest first
+            self._item(d) if with_ids else {k: v for k, v in self._item(d).items() if k != "id"}
+            for d in docs
             if d["asset"] == query["currency"]
             and (not query.get("status") or self._status(d) == query["status"])
             and (not start or _ms(d["created_at"]) >= start)

@@ -10,6 +10,7 @@ import pytest
 
 from venues import interface
 from venues.interface import (
+    VenueAmbiguous,
     VenueCredentials,
     VenueOutcomeUnknown,
     VenueRejected,
@@ -27,6 +28,7 @@ from venues.kucoin.client import (
     signed_passphrase,
 )
 from venues.kucoin.sandbox import NOT_CANCELLABLE, KucoinSandbox
+from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
 from venues.registry import build_client, sandbox_for
 from venues.sandbox.server import LoopbackServer
@@ -376,6 +378,66 @@ def test_find_walks_every_history_page(client, seed, monkeypatch):
     found = client.find(first)  # the oldest one is on page 2, newest first
     assert found is not None and found.reference == reference
     assert client.find(make_spec(seed)) is None
+
+
+@pytest.mark.parametrize("ids", ["absent", "present"])
+@pytest.mark.parametrize("order", ["oldest_first", "newest_first"])
+def test_find_by_remark_from_history_alone(client, seed, sandbox, ids, order):
+    sandbox.set_mode("history_ids", ids)
+    sandbox.set_mode("history_order", order)
+    spec = make_spec(seed)
+    receipt = client.submit(spec, quote=None)
+    client.submit(make_spec(seed), quote=None)
+    found = client.find(spec)
+    assert found is not None and found.state is VenueState.COMPLETED
+    assert found.reference == receipt.reference  # the id, from the item or the journal
+    SubmitAttempt.objects.all().delete()  # no journal either: the remark alone
+    found = client.find(spec)
+    assert found is not None and found.state is VenueState.COMPLETED
+    assert found.reference == (receipt.reference if ids == "present" else "")
+    again = client.status(spec, reference=found.reference)
+    assert again.state is VenueState.COMPLETED
+
+
+def test_history_item_without_id_does_not_crash_reconciliation(seed):
+    """KuCoin's own history example has no ``id``: find() reads the item by its remark."""
+    spec = make_spec(seed)
+    item = {
+        "currency": "BTC",
+        "chain": "btc",
+        "status": "SUCCESS",
+        "address": spec.address,
+        "memo": "",
+        "isInner": False,
+        "amount": "0.001",
+        "fee": "0.0005",
+        "walletTxId": "3e2414d82acce78d38be7fe9",
+        "createdAt": 1728555875000,
+        "updatedAt": 1728555875000,
+        "remark": str(spec.request_id),
+    }
+    page = {"currentPage": 1, "pageSize": 50, "totalNum": 1, "totalPage": 1, "items": [item]}
+    http = httpx.Client(
+        base_url="https://api.kucoin.test",
+        transport=httpx.MockTransport(
+            lambda r: httpx.Response(200, json={"code": "200000", "data": page})
+        ),
+    )
+    client = KucoinClient(
+        http=http, credentials=seed.credentials, options=seed.options, nonces=None
+    )
+    found = client.find(spec)
+    assert found is not None and found.state is VenueState.COMPLETED
+    assert found.txid == "3e2414d82acce78d38be7fe9"
+
+
+def test_two_withdrawals_with_our_remark_are_ambiguous(client, seed, sandbox):
+    spec = make_spec(seed)
+    client.submit(spec, quote=None)
+    client.submit(spec, quote=None)  # a late duplicate of the same request
+    with pytest.raises(VenueAmbiguous):
+        client.find(spec)
+    assert len(client.traces(spec)) == 2
 
 
 def test_cancel_refunds_and_reads_cancelled(client, seed, sandbox):

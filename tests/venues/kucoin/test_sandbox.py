@@ -277,6 +277,12 @@ def test_settlement_failure_refunds_and_history_filters(sandbox, seed):
     assert data["status"] == "FAILURE"
     assert (data["returnStatus"], data["returnAmount"]) == ("SUCCESS", "0.0025")
     history = raw_call(sandbox, seed.credentials, "GET", "/api/v1/withdrawals?currency=BTC")
+    # By default items carry no id (KuCoin's own example) and come oldest first.
+    assert [i["remark"] for i in history.json()["data"]["items"]] == ["first", "second"]
+    assert all("id" not in i for i in history.json()["data"]["items"])
+    sandbox.set_mode("history_ids", "present")
+    sandbox.set_mode("history_order", "newest_first")
+    history = raw_call(sandbox, seed.credentials, "GET", "/api/v1/withdrawals?currency=BTC")
     assert [i["id"] for i in history.json()["data"]["items"]] == [ok_id, failed_id]
     only_success = raw_call(
         sandbox, seed.credentials, "GET", "/api/v1/withdrawals?currency=BTC&status=SUCCESS"
