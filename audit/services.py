@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from .chain import GENESIS, chain_walk, event_content, event_digest
+from .chain import GENESIS, ChainReport, chain_walk, event_content, event_digest
+from .checkpoints import Checkpoint, checkpoint_gap
 from .models import AuditChainHead, AuditEvent, ChainCheck, VenueExchange
 
 _VERIFY_CHUNK = 2000
@@ -86,11 +88,15 @@ def _snapshot_isolation() -> None:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
-def audit_chain_verify(*, record: bool = True) -> ChainCheck:
+def audit_chain_verify(
+    *, record: bool = True, checkpoints: Sequence[Checkpoint] = ()
+) -> ChainCheck:
     """Walk the whole chain and, when ``record``, store the outcome for the dashboard.
 
     Reads in chunks so memory stays flat however long the chain is. Runs in one transaction
-    so appends made during the walk cannot look like a broken tail.
+    so appends made during the walk cannot look like a broken tail. Each of ``checkpoints``
+    (signed heads kept outside the database) must still be on the chain: a cut tail with a
+    rewound head passes the walk but not them.
     """
     with transaction.atomic():
         _snapshot_isolation()
@@ -105,6 +111,15 @@ def audit_chain_verify(*, record: bool = True) -> ChainCheck:
             head_seq=head.seq if head else 0,
             head_hash=head.hash if head else GENESIS,
         )
+        for checkpoint in checkpoints if report.ok else ():
+            if gap := checkpoint_gap(checkpoint, head_seq=head.seq if head else 0):
+                report = ChainReport(
+                    ok=False,
+                    events_checked=report.events_checked,
+                    first_broken_seq=min(checkpoint.seq, (head.seq if head else 0) + 1),
+                    message=gap,
+                )
+                break
         check = ChainCheck(
             checked_at=timezone.now(),
             ok=report.ok,

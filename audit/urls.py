@@ -10,4 +10,5 @@ urlpatterns = [
     path("withdrawals/<int:pk>/evidence/", views.evidence, name="evidence"),
     path("withdrawals/<int:pk>/evidence.json", views.evidence_json, name="evidence_json"),
     path("export/<slug:dataset>.<slug:fmt>", views.export, name="export"),
+    path("checkpoint.json", views.checkpoint_download, name="checkpoint"),
 ]

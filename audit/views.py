@@ -26,6 +26,7 @@ from withdrawals.models import State, WithdrawalRequest
 from withdrawals.selectors import withdrawals_filtered
 
 from . import charts, exports, selectors, services
+from .checkpoints import CheckpointError, checkpoint_latest, checkpoint_write
 from .forms import AuditFilterForm, ChartPeriodForm, WhitelistHistoryForm
 
 
@@ -166,6 +167,8 @@ def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
     services.audit_export_record(
         actor=request.user, ip=client_ip(request), dataset=dataset, fmt=fmt, filters=filters
     )
+    # Every export leaves the chain's head outside the database too, export event included.
+    checkpoint_write()
     rows = exports.export_rows(qs, columns)
     stream = (
         exports.csv_stream(rows, columns) if fmt == "csv" else exports.json_stream(rows, columns)
@@ -174,4 +177,26 @@ def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
     response = StreamingHttpResponse(stream, content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="{dataset}-{stamp}.{fmt}"'
+    return response
+
+
+@require_GET
+@auditor_required
+def checkpoint_download(request: HttpRequest) -> HttpResponse:
+    """The latest signed checkpoint of the chain's head, for an auditor to keep elsewhere and
+    later hand to ``verify_audit --checkpoint``."""
+    try:
+        checkpoint = checkpoint_latest()
+    except CheckpointError as exc:
+        return HttpResponse(
+            f"The checkpoint log cannot be read: {exc}",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    if checkpoint is None:
+        raise Http404("No checkpoint has been written yet.")
+    response = HttpResponse(checkpoint.as_json() + "\n", content_type="application/json")
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-checkpoint-{checkpoint.seq}.json"'
+    )
     return response

@@ -39,6 +39,13 @@ CREDENTIALS_KEYS = env_list("COUNTERSIGN_CREDENTIALS_KEYS", "") or [CREDENTIALS_
 CREDENTIALS_KEY = CREDENTIALS_KEYS[0]
 # Key of the HMAC chain over audit events.
 AUDIT_HMAC_KEY = os.environ.get("COUNTERSIGN_AUDIT_KEY", "demo-only-audit-chain-key")
+# Signed checkpoints of the chain's head go to an append-only log in this directory (keep it
+# where the database's users cannot write: another volume, a WORM bucket's sync folder) and,
+# when set, to a webhook. Empty directory setting: no file sink.
+AUDIT_CHECKPOINT_DIR = os.environ.get(
+    "COUNTERSIGN_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints")
+)
+AUDIT_CHECKPOINT_WEBHOOK_URL = os.environ.get("COUNTERSIGN_AUDIT_CHECKPOINT_WEBHOOK", "")
 
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
@@ -258,6 +265,10 @@ CELERY_BEAT_SCHEDULE = {
     "audit-verify-chain": {
         "task": "audit.tasks.verify_audit_chain",
         "schedule": float(os.environ.get("AUDIT_VERIFY_SECONDS", "300")),
+    },
+    "audit-write-checkpoint": {
+        "task": "audit.tasks.write_audit_checkpoint",
+        "schedule": float(os.environ.get("AUDIT_CHECKPOINT_SECONDS", "300")),
     },
     "whitelist-activate-due": {
         "task": "whitelist.tasks.activate_due_addresses",

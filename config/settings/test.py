@@ -1,6 +1,7 @@
 """Test settings: the base profile, with fast hashing and tasks run on commit in-process."""
 
 import secrets
+import tempfile
 
 from cryptography.fernet import Fernet
 
@@ -21,3 +22,5 @@ SECRET_KEY = secrets.token_urlsafe(48)
 CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
 CREDENTIALS_KEY = CREDENTIALS_KEYS[0]
 AUDIT_HMAC_KEY = secrets.token_urlsafe(48)
+# Checkpoints of this test process only, never the demo's var/ directory.
+AUDIT_CHECKPOINT_DIR = tempfile.mkdtemp(prefix="countersign-checkpoints-")
