@@ -47,21 +47,14 @@ HOST = "countersign.test"
 ORIGIN = f"https://{HOST}"
 KIND = "kraken"
 QUORUM = 2  # a first approver, then the race for the last approval
-WAIT_SECONDS = 90.0
+# Long enough for a lapsed lease (deadline + margin) and the grace period, with room to spare.
+WAIT_SECONDS = 300.0
 
-# Short clocks so faults resolve within a test; every one is an environment knob of the
-# production settings. SUBMITTING_STALE_SECONDS stays above the sandbox latency the crash test
-# injects: a worker's request still in flight at the venue must land before reconciliation looks.
+# The production clocks: no shortened lease, grace period, resend or polling interval, so no
+# race is hidden by a clock tuned to avoid it. Only the heartbeat (a health signal) is faster.
 PROCESS_ENV = {
     "WITHDRAWAL_APPROVAL_QUORUM": str(QUORUM),
-    "VENUE_HTTP_TIMEOUT": "2",
-    "RECONCILE_GRACE_SECONDS": "1",
-    "SUBMITTING_STALE_SECONDS": "6",
-    "INTENT_RESEND_SECONDS": "2",
-    "INTENT_SWEEP_SECONDS": "1",
-    "STATUS_REFRESH_SECONDS": "1",
     "WORKER_HEARTBEAT_SECONDS": "1",
-    "CELERY_VISIBILITY_TIMEOUT": "5",
     "LOG_LEVEL": "INFO",
 }
 
@@ -122,6 +115,13 @@ class Process:
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def pause(self) -> None:
+        """SIGSTOP the whole group: a VM or GC pause, as far as the processes can tell."""
+        os.killpg(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL, no warning: the crash the acks_late/visibility-timeout setup is for."""
@@ -214,11 +214,10 @@ def _other_sessions_ended() -> bool:
         return cursor.fetchone()[0] == 0
 
 
-@pytest.fixture(scope="session")
-def worker(stack_env) -> Iterator[Process]:
+def start_worker(env: dict[str, str], name: str) -> Process:
     """``celery -A config worker`` with embedded beat, as one process group."""
-    var_dir = Path(stack_env["COUNTERSIGN_VAR_DIR"])
-    proc = Process(
+    var_dir = Path(env["COUNTERSIGN_VAR_DIR"])
+    return Process(
         [
             str(ROOT / ".venv/bin/celery"),
             "-A",
@@ -227,11 +226,17 @@ def worker(stack_env) -> Iterator[Process]:
             "--beat",
             "--concurrency=2",
             "--loglevel=INFO",
-            f"--schedule={var_dir / 'beat-schedule'}",
+            f"--hostname={name}@%h",
+            f"--schedule={var_dir / f'{name}-beat-schedule'}",
         ],
-        stack_env,
-        var_dir / "worker.log",
+        env,
+        var_dir / f"{name}.log",
     ).start()
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env) -> Iterator[Process]:
+    proc = start_worker(stack_env, "worker")
     wait_until(
         "the worker's first heartbeat", lambda: _heartbeat_seen(stack_env), 60, log=proc.tail
     )
@@ -326,6 +331,23 @@ def venue_server(transactional_db) -> Iterator[LoopbackServer]:
     server = LoopbackServer(sandbox_for(KIND)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def loopback_address(transactional_db) -> Iterator[Callable[[str], Any]]:
+    """``loopback_address(kind)``: an active address at a venue of that kind whose sandbox is
+    served over loopback HTTP (on this test's sandbox state file)."""
+    servers: list[LoopbackServer] = []
+
+    def make(kind: str) -> Any:
+        server = LoopbackServer(sandbox_for(kind)).start()
+        servers.append(server)
+        venue = VenueFactory(kind=kind, name=f"{kind} (loopback)", base_url=server.url)
+        return WhitelistedAddressFactory(venue=venue, destination=0)
+
+    yield make
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from audit.models import AuditEvent
 from tests.factories import UserFactory, good_amount
 from tests.integration.conftest import (
     current_code,
@@ -74,29 +75,37 @@ def _settles(withdrawal: WithdrawalRequest, final: str = State.COMPLETED, worker
     )
 
 
-def test_fifty_concurrent_confirm_and_submit_make_one_venue_withdrawal(
-    stack, alice, bob, bianca, carl, live_address, sandbox, browser_for
+def test_fifty_approvers_each_with_a_valid_code_race_for_the_last_approval(
+    stack, alice, carl, live_address, sandbox, browser_for
 ):
+    """Fifty different approvers, each with a fresh code of their own, so every request passes
+    the role, TOTP and payload checks: only the withdrawal's row lock decides who reaches the
+    quorum, and only one submission (one venue withdrawal) follows."""
     withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
-    bob_browser = browser_for(bob)
-    form = _approve_form(withdrawal, bob)
+    racers = [UserFactory(username=f"racer{i}", roles=["approver"]) for i in range(50)]
+    browsers = [browser_for(racer) for racer in racers]
+    forms = [_approve_form(withdrawal, racer) for racer in racers]
     path = f"/withdrawals/{withdrawal.pk}/approve/"
 
-    responses = post_concurrently([lambda: bob_browser.post(path, form) for _ in range(50)])
+    responses = post_concurrently(
+        [
+            (lambda b=browser, f=form: b.post(path, f))
+            for browser, form in zip(browsers, forms, strict=True)
+        ]
+    )
 
     statuses = sorted(r.status_code for r in responses)
     assert 500 not in statuses
     assert statuses.count(302) == 1, statuses
     refused = [r for r in responses if r.status_code != 302]
     assert {r.status_code for r in refused} == {400}
-    # Every loser is told why on the page: the code was used, or the withdrawal moved on.
-    assert all(
-        "already used" in r.text or "not pending approval" in r.text or "Too many" in r.text
-        for r in refused
-    )
+    # Every loser is told why on the page: the withdrawal moved on while they approved.
+    assert all("not pending approval" in r.text for r in refused)
     _settles(withdrawal)
     assert sandbox.count_withdrawals() == 1
     assert withdrawal.approvals.filter(voided=False).count() == 2
+    assert withdrawal.attempts.count() == 1
+    assert withdrawal_actions(withdrawal).count("withdrawal.approved") == 1
 
 
 def test_two_approvers_racing_on_the_last_approval_one_wins(
@@ -124,7 +133,7 @@ def test_venue_accepts_then_times_out_reconciles_to_one_withdrawal(
 ):
     withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
     form = _approve_form(withdrawal, bob)
-    # Kraken records the withdrawal, then the answer never arrives (VENUE_HTTP_TIMEOUT=2 s).
+    # Kraken records the withdrawal, then the answer never arrives (within VENUE_HTTP_TIMEOUT).
     # Injected after the quote: the fault's path also matches WithdrawInfo.
     sandbox.inject("timeout_after_accept", path=sandbox.SUBMIT_PATH)
 
@@ -160,15 +169,6 @@ def test_worker_killed_mid_submission_submits_once_after_restart(
     assert sandbox.count_withdrawals() == 1
     # The killed worker never recorded an outcome: reconciliation found the venue's record.
     actions = withdrawal_actions(withdrawal)
-    from audit.models import AuditEvent
-
-    print(
-        [
-            (e.action, e.message, e.created_at.isoformat())
-            for e in AuditEvent.objects.filter(object_id=str(withdrawal.pk)).order_by("id")
-        ]
-    )
-    print(sandbox.all_withdrawals())
     assert actions.count("withdrawal.submitting") == 1
     assert "withdrawal.outcome_unknown" in actions
     assert withdrawal.venue_reference == sandbox.all_withdrawals()[0]["reference"]
@@ -199,8 +199,6 @@ def test_redis_down_while_approving_loses_nothing_and_submits_each_once(
 
 
 def withdrawal_actions(withdrawal: WithdrawalRequest) -> list[str]:
-    from audit.models import AuditEvent
-
     return list(
         AuditEvent.objects.filter(
             object_type="withdrawalrequest",
