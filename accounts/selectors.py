@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Max
+from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -51,11 +52,34 @@ class PersonRow:
         return self.device_enrolled_at is not None
 
 
+def _latest_event_at(actions: tuple[str, ...]) -> Subquery:
+    # Per person, newest first along the (actor, seq) index: stops at the first match however
+    # long the trail is, instead of grouping every such event of everyone.
+    return Subquery(
+        AuditEvent.objects.filter(actor=OuterRef("pk"), action__in=actions)
+        .order_by("-seq")
+        .values("created_at")[:1]
+    )
+
+
 def people_rows(*, with_activity: bool = False) -> list[PersonRow]:
     """Every person with roles (since when, granted by whom), device and open link; with
     ``with_activity`` also the last sign-in and last approval from the audit trail."""
-    users = list(get_user_model().objects.order_by("username").prefetch_related("groups"))
-    rows = {u.pk: PersonRow(user=u) for u in users}
+    people = get_user_model().objects.order_by("username").prefetch_related("groups")
+    if with_activity:
+        people = people.annotate(
+            last_sign_in=_latest_event_at(("auth.signed_in",)),
+            last_approval=_latest_event_at(APPROVAL_ACTIONS),
+        )
+    users = list(people)
+    rows = {
+        u.pk: PersonRow(
+            user=u,
+            last_sign_in=getattr(u, "last_sign_in", None),
+            last_approval=getattr(u, "last_approval", None),
+        )
+        for u in users
+    }
 
     grants: dict[tuple[int, str], AccessChange] = {}
     approved_grants = (
@@ -87,24 +111,10 @@ def people_rows(*, with_activity: bool = False) -> list[PersonRow]:
         if item["device__user_id"] in rows:
             rows[item["device__user_id"]].recovery_codes_left = item["n"]
     for invitation in Invitation.objects.filter(
-        used_at__isnull=True, voided_at__isnull=True
+        used_at__isnull=True, voided_at__isnull=True, expires_at__gt=timezone.now()
     ).values("user_id", "expires_at"):
         if invitation["user_id"] in rows:
             rows[invitation["user_id"]].open_link_expires_at = invitation["expires_at"]
-
-    if with_activity:
-        for attr, actions in (
-            ("last_sign_in", ("auth.signed_in",)),
-            ("last_approval", APPROVAL_ACTIONS),
-        ):
-            latest = (
-                AuditEvent.objects.filter(action__in=actions, actor__isnull=False)
-                .values("actor_id")
-                .annotate(at=Max("created_at"))
-            )
-            for item in latest:
-                if item["actor_id"] in rows:
-                    setattr(rows[item["actor_id"]], attr, item["at"])
     return list(rows.values())
 
 

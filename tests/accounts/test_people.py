@@ -24,6 +24,8 @@ from accounts.services import (
     access_change_approve,
     access_change_propose,
     access_change_reject,
+    enrolment_link_issue,
+    invitation_open_get,
     person_deactivate,
     person_invite,
 )
@@ -130,6 +132,18 @@ def test_a_device_reset_is_proposed_and_approved_by_two(uma, ulf, bob, fresh_cod
     access_change_approve(approver=ulf, change_id=change.pk, code=fresh_code(ulf))
     assert not TOTPDevice.objects.filter(user=bob).exists()
     assert AuditEvent.objects.filter(action="people.device_reset", actor=ulf).exists()
+
+
+def test_a_link_is_only_for_someone_without_a_device_and_a_new_one_voids_the_old(uma, bob):
+    with pytest.raises(PeopleError, match="propose a device reset"):
+        enrolment_link_issue(admin=uma, user_id=bob.pk)
+    nina, first = person_invite(admin=uma, username="nina", email="nina@example.com")
+    second = enrolment_link_issue(admin=uma, user_id=nina.pk)
+    assert invitation_open_get(token=first) is None
+    assert invitation_open_get(token=second).user == nina
+    person_deactivate(admin=uma, user_id=nina.pk, reason="Offer withdrawn")
+    assert invitation_open_get(token=second) is None
+    assert AuditEvent.objects.filter(action="people.enrolment_link_issued").count() == 2
 
 
 def test_only_user_admins_manage_people(carol, alice, bob):
