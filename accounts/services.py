@@ -101,10 +101,12 @@ def signin_failure_record(
 ) -> None:
     """Count one failed password or code, lock at the limit, and audit the burst.
 
-    A burst costs the chain at most one ``login.failed`` event per address and window (sent
-    through Django's ``user_login_failed`` signal, which the audit app records) plus one
-    ``auth.signin_throttled`` event, with the count, when a lock starts. Strangers cannot
-    flood the chain; the lock event and the next good sign-in carry the numbers.
+    A burst of wrong passwords costs the chain at most one ``login.failed`` event per address
+    and window (sent through Django's ``user_login_failed`` signal, which the audit app
+    records) plus one ``auth.signin_throttled`` event, with the count, when a lock starts.
+    Strangers cannot flood the chain; the lock event and the next good sign-in carry the
+    numbers. (A wrong code comes from someone who knew the password: totp_code_verify records
+    each, and the lock bounds them.)
     """
     limits = _limits()
     keys = _throttle_keys(username=username, ip=ip)
@@ -116,7 +118,7 @@ def signin_failure_record(
         except ValueError:  # the window ended between add and incr
             cache.set(f"{key}:failures", 1, timeout=limits.window)
             counts[scope] = 1
-    if counts["address"] == 1:
+    if step == "password" and counts["address"] == 1:
         user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
     locked_until = time.time() + limits.lock
     for scope, limit in (("account", limits.account), ("address", limits.address)):
@@ -182,8 +184,9 @@ def signin_code_verify(
     username = user.get_username()
     signin_throttle_check(username=username, ip=ip)
     code = (code or "").strip()
-    # Six digits are a TOTP code; anything else can only be a recovery code.
-    by_totp = code.isdigit() and len(code) == 6
+    # A recovery code has its own length; anything else is taken as a TOTP code, so a typo
+    # gets the authenticator's message.
+    by_totp = len(recovery_code_normalise(code)) != RECOVERY_CODE_LENGTH
     try:
         if by_totp:
             totp_code_verify(user=user, code=code, ip=ip, purpose="login")
@@ -280,6 +283,8 @@ class PeopleError(Exception):
 
 
 RECOVERY_CODE_COUNT = 10
+# django-otp's StaticToken.random_token(): 5 random bytes in lower-case base32.
+RECOVERY_CODE_LENGTH = 8
 # Wrong codes or passwords on an enrolment link before the link is voided.
 INVITATION_MAX_FAILURES = 5
 

@@ -117,6 +117,10 @@ def test_wrong_totp_codes_at_sign_in_are_throttled_per_account(alice, code_now):
     assert client.get(DASHBOARD)["Location"] == VERIFY
     # The password step is locked for the account as well.
     assert b"Try again in" in password_step(Client(), "alice", PASSWORD).content
+    # Each wrong code is on the trail as a refused code, never as a wrong password.
+    assert AuditEvent.objects.filter(action="totp.refused", actor=alice).count() == 10
+    assert not AuditEvent.objects.filter(action="login.failed").exists()
+    assert AuditEvent.objects.get(action="auth.signin_throttled").data["step"] == "totp"
 
 
 def test_a_full_sign_in_clears_the_account_count_and_records_earlier_failures(alice, code_now):
