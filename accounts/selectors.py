@@ -3,6 +3,7 @@ page, whatever the number of people."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -136,6 +137,27 @@ def access_changes_recent(*, limit: int = 20) -> list[AccessChange]:
 
 def role_choices() -> list[tuple[str, str]]:
     return [(role, role.replace("_", " ")) for role in ROLES]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_open_get(*, token: str) -> Invitation | None:
+    """The link's invitation while it can still be used, else None (unknown, used, voided,
+    expired or the person deactivated: the page says the same for all of them)."""
+    invitation = (
+        Invitation.objects.select_related("user").filter(token_hash=token_hash(token or "")).first()
+    )
+    if (
+        invitation is None
+        or invitation.used_at is not None
+        or invitation.voided_at is not None
+        or invitation.expires_at <= timezone.now()
+        or not invitation.user.is_active
+    ):
+        return None
+    return invitation
 
 
 def person_get(*, pk: int) -> Any:

@@ -33,7 +33,7 @@ from django_otp.util import random_hex
 
 from audit.services import audit_event_record
 
-from . import rules
+from . import rules, selectors
 from .models import AccessChange, ChangeKind, ChangeState, Invitation
 from .roles import ROLE_PERMISSIONS, ROLES, role_label
 from .utils import client_ip
@@ -309,10 +309,6 @@ def _lock_person(user_id: int) -> Any:
     return get_user_model().objects.select_for_update().get(pk=user_id)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _invitations_void(*, user: Any, now: Any) -> int:
     return Invitation.objects.filter(
         user=user, used_at__isnull=True, voided_at__isnull=True
@@ -325,7 +321,7 @@ def _issue_link(*, admin: Any, user: Any, ip: str | None, now: Any) -> str:
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         user=user,
-        token_hash=token_hash(token),
+        token_hash=selectors.token_hash(token),
         issued_by=admin,
         issued_at=now,
         expires_at=now + _invitation_lifetime(),
@@ -406,23 +402,6 @@ def enrolment_link_issue(*, admin: Any, user_id: Any, ip: str | None = None) -> 
         return _issue_link(admin=admin, user=user, ip=ip, now=timezone.now())
 
 
-def invitation_open_get(*, token: str) -> Invitation | None:
-    """The link's invitation while it can still be used, else None (unknown, used, voided,
-    expired or the person deactivated: the page says the same for all of them)."""
-    invitation = (
-        Invitation.objects.select_related("user").filter(token_hash=token_hash(token or "")).first()
-    )
-    if (
-        invitation is None
-        or invitation.used_at is not None
-        or invitation.voided_at is not None
-        or invitation.expires_at <= timezone.now()
-        or not invitation.user.is_active
-    ):
-        return None
-    return invitation
-
-
 def enrolment_secret_new() -> str:
     """A fresh TOTP key (hex) for one session on an enrolment link; stored nowhere else."""
     return random_hex(20)
@@ -489,7 +468,7 @@ def enrolment_confirm(
     code = (code or "").strip()
     failure: PeopleError | None = None
     with transaction.atomic():
-        found = invitation_open_get(token=token)
+        found = selectors.invitation_open_get(token=token)
         if found is None:
             raise PeopleError("This enrolment link is not valid any more. Ask a user admin.")
         invitation = Invitation.objects.select_for_update().get(pk=found.pk)

@@ -19,6 +19,7 @@ from django_otp import login as otp_login
 from django_otp import user_has_device
 
 from .forms import CodeForm, EnrolForm, SigninForm, TotpForm
+from .selectors import invitation_open_get
 from .services import (
     PeopleError,
     SigninThrottled,
@@ -26,7 +27,6 @@ from .services import (
     enrolment_config_url,
     enrolment_confirm,
     enrolment_secret_new,
-    invitation_open_get,
     recovery_codes_regenerate,
     signin_code_verify,
     totp_device_for,

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import AccessChange, ChangeState, Invitation
+from accounts.selectors import invitation_open_get
 from accounts.services import (
     PeopleError,
     TotpRefused,
@@ -25,7 +26,6 @@ from accounts.services import (
     access_change_propose,
     access_change_reject,
     enrolment_link_issue,
-    invitation_open_get,
     person_deactivate,
     person_invite,
 )
