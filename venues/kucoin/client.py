@@ -258,7 +258,7 @@ class KucoinClient:
                 code=code,
                 http_status=status,
             )
-        raise VenueRejected(message, code=code, http_status=status)
+        raise (outcome or VenueRejected)(message, code=code, http_status=status)
 
     def _read_object(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """A read whose ``data`` must be an object; anything else is a transient venue fault."""
@@ -390,7 +390,16 @@ class KucoinClient:
         return self._item_status(spec, items[0]) if items else None
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
-        return [self._item_status(spec, item) for item in self._remarked(spec)]
+        """Every withdrawal with our remark: by id where the item or the journal gives one,
+        and, for remarked items without an id beyond those the journal accounts for, as the
+        item shows it (no reference)."""
+        items = list(self._remarked(spec))
+        ids = [str(item["id"]) for item in items if item.get("id")]
+        known = ids + [r for r in self._journal.references(spec.request_id) if r not in ids]
+        found = [self.status(spec, reference=reference) for reference in known]
+        unexplained = len(items) - len(ids) - (len(known) - len(ids))
+        idless = [item for item in items if not item.get("id")]
+        return found + [self._as_shown(item) for item in idless[: max(unexplained, 0)]]
 
     def _item_status(self, spec: WithdrawalSpec, item: dict[str, Any]) -> VenueStatus:
         """An item's status: by its id, else by the one id our journal recorded, else (no id
@@ -398,6 +407,10 @@ class KucoinClient:
         references = self._journal.references(spec.request_id)
         if item.get("id") or len(references) == 1:
             return self.status(spec, reference=str(item.get("id") or references[0]))
+        return self._as_shown(item)
+
+    @staticmethod
+    def _as_shown(item: dict[str, Any]) -> VenueStatus:
         return VenueStatus(
             reference="",
             state=_state(item),
