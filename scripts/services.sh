@@ -3,7 +3,8 @@
 #
 #   scripts/services.sh start    install if missing, start both, print the environment to use
 #   scripts/services.sh stop     stop both and delete their data
-#   scripts/services.sh env      print DATABASE_URL and REDIS_URL (as export lines)
+#   scripts/services.sh env      print DATABASE_URL, COUNTERSIGN_OWNER_DATABASE_URL, REDIS_URL
+#                                (as export lines)
 #   scripts/services.sh status   exit 0 when both are running
 #   scripts/services.sh redis-stop | redis-start   (the broker-outage tests use these)
 #
@@ -22,11 +23,20 @@ PG_DATA=$PG_DIR/data
 PG_SOCK=$PG_DIR/sock
 PG_LOG=$PG_DIR/postgres.log
 REDIS_DIR=$STATE_DIR/redis
+# Two roles, as in production: the owner runs migrations and owns every table; the application
+# role (DATABASE_URL) owns nothing, so on the audit tables it gets no UPDATE, DELETE, TRUNCATE or
+# trigger rights (audit.db_roles, applied by `migrate` as the owner with COUNTERSIGN_DB_APP_ROLE).
+# The application role has CREATEDB only because pytest-django creates its throwaway test
+# database itself; tests/audit/test_db_roles.py migrates a database as the owner and checks
+# what the application role is refused.
+PG_OWNER=countersign_owner
+PG_OWNER_PASSWORD=countersign-owner-test-only
 PG_USER=countersign
 PG_PASSWORD=countersign-test-only
 PG_DB=countersign
 
 DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
+OWNER_DATABASE_URL="postgres://$PG_OWNER:$PG_OWNER_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 
 die() {
@@ -97,10 +107,14 @@ pg_start() {
       { tail -n 20 "$PG_LOG" >&2; die "PostgreSQL did not start"; }
   fi
   as_owner "$bin/psql" -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SELECT 'CREATE ROLE $PG_OWNER LOGIN CREATEDB PASSWORD ''$PG_OWNER_PASSWORD'''
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PG_OWNER') \gexec
 SELECT 'CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD ''$PG_PASSWORD'''
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER') \gexec
-SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER'
+SELECT 'CREATE DATABASE $PG_DB OWNER $PG_OWNER'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_DB') \gexec
+ALTER DATABASE $PG_DB OWNER TO $PG_OWNER;
+GRANT CONNECT, TEMPORARY ON DATABASE $PG_DB TO $PG_USER;
 SQL
 }
 
@@ -136,6 +150,7 @@ redis_stop() {
 
 print_env() {
   echo "export DATABASE_URL=$DATABASE_URL"
+  echo "export COUNTERSIGN_OWNER_DATABASE_URL=$OWNER_DATABASE_URL"
   echo "export REDIS_URL=$REDIS_URL"
 }
 

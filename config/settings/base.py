@@ -46,6 +46,10 @@ AUDIT_CHECKPOINT_DIR = os.environ.get(
     "COUNTERSIGN_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints")
 )
 AUDIT_CHECKPOINT_WEBHOOK_URL = os.environ.get("COUNTERSIGN_AUDIT_CHECKPOINT_WEBHOOK", "")
+# PostgreSQL: the role the web and worker processes connect as. Set it when running `migrate`
+# as the owner role, and every migrate grants it what it needs but no UPDATE, DELETE, TRUNCATE
+# or trigger rights on the audit tables (audit.db_roles).
+DATABASE_APP_ROLE = os.environ.get("COUNTERSIGN_DB_APP_ROLE", "")
 
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
