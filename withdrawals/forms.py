@@ -7,7 +7,11 @@ from django import forms
 
 from venues.models import Venue
 
-_AMOUNT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,30})?\Z")  # ASCII digits only
+from .models import AMOUNT
+
+_AMOUNT = re.compile(r"^[0-9]{1,60}(\.[0-9]{1,60})?\Z")  # ASCII digits only
+# What an amount column holds: anything longer is refused with a message, never a 500.
+AMOUNT_WHOLE_DIGITS = AMOUNT["max_digits"] - AMOUNT["decimal_places"]
 
 
 def parse_amount(raw: str) -> Decimal:
@@ -25,6 +29,13 @@ def parse_amount(raw: str) -> Decimal:
         raise forms.ValidationError("Enter a plain number, like 0.25.") from None
     if value <= 0:
         raise forms.ValidationError("The amount must be greater than zero.")
+    whole, _, fraction = text.partition(".")
+    if len(whole.lstrip("0")) > AMOUNT_WHOLE_DIGITS:
+        raise forms.ValidationError(f"At most {AMOUNT_WHOLE_DIGITS} digits before the point.")
+    if len(fraction.rstrip("0")) > AMOUNT["decimal_places"]:
+        raise forms.ValidationError(
+            f"At most {AMOUNT['decimal_places']} decimal places (no venue takes more)."
+        )
     return value
 
 

@@ -54,6 +54,7 @@ from whitelist.services import VenueCheckUnavailable, address_verify_before_subm
 
 from . import rules, tasks
 from .models import (
+    AMOUNT,
     FINAL_STATES,
     Approval,
     DuplicatePayment,
@@ -247,6 +248,8 @@ def withdrawal_preview(
     address = _active_address(venue=venue, address_id=address_id)
     if not amount.is_finite() or amount <= 0:
         raise WithdrawalError("Enter an amount greater than zero.", field="amount")
+    if amount.adjusted() >= AMOUNT["max_digits"] - AMOUNT["decimal_places"]:
+        raise WithdrawalError("That amount is larger than any venue account holds.", field="amount")
     quote = _fetch_quote(venue, _spec_for_address(address, amount, fee_deduct_type))
     precision = quote.precision if quote.precision is not None else DEFAULT_PRECISION
     _validate_amount(
@@ -337,6 +340,11 @@ def _check_approvable(withdrawal: WithdrawalRequest, approver: Any) -> None:
         raise WithdrawalError(
             f"This withdrawal is {withdrawal.get_state_display().lower()}, not pending approval."
         )
+    if withdrawal.approvals.filter(approver=approver, voided=False).exists():
+        raise WithdrawalError(
+            "You have already approved this withdrawal. Another approver must give the next "
+            "approval."
+        )
     address = withdrawal.whitelisted_address
     if approver.pk in {address.proposed_by_id, address.approved_by_id} and not (
         WithdrawalRequest.objects.filter(whitelisted_address=address, submitted_at__isnull=False)
@@ -374,7 +382,7 @@ def withdrawal_approve(
             raise WithdrawalError("The destination is no longer active on the whitelist.")
         if withdrawal.payload_hash != withdrawal.compute_payload_hash():
             raise WithdrawalError("The withdrawal changed after it was requested.")
-        quote = _confirmable_quote(withdrawal, quote_id)
+        quote = _confirmable_quote(withdrawal, quote_id, approver)
         approval = Approval.objects.create(
             withdrawal=withdrawal,
             approver=approver,
@@ -415,9 +423,10 @@ def withdrawal_approve(
     return withdrawal
 
 
-def _confirmable_quote(withdrawal: WithdrawalRequest, quote_id: Any) -> Quote:
+def _confirmable_quote(withdrawal: WithdrawalRequest, quote_id: Any, approver: User) -> Quote:
     try:
-        quote = withdrawal.quotes.get(pk=int(quote_id))
+        # Only a quote this approver was shown: confirming a fee means having seen it.
+        quote = withdrawal.quotes.get(pk=int(quote_id), shown_to=approver)
     except (TypeError, ValueError, Quote.DoesNotExist):
         raise WithdrawalError("Load a fresh quote before approving.") from None
     if quote.expires_at is not None and quote.expires_at <= timezone.now():
@@ -1030,6 +1039,9 @@ def withdrawal_duplicates_cancel(*, withdrawal_id: int) -> list[str]:
     results: dict[int, str] = {}
     with venue_call(withdrawal.venue, withdrawal_id=withdrawal_id, purpose="cancel") as client:
         for duplicate in pending:
+            if not duplicate.reference:
+                results[duplicate.pk] = "not cancellable: the venue's history gives it no id"
+                continue
             if not client.supports_cancel:
                 results[duplicate.pk] = "not cancellable: the venue documents no cancel"
                 continue

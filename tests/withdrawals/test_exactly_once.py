@@ -34,6 +34,7 @@ from tests.withdrawals.test_services import (
 )
 from venues.interface import VenueAmbiguous, VenueState
 from venues.kucoin import sandbox as kucoin_sandbox
+from venues.models import SubmitAttempt
 from venues.registry import client_for, sandbox_for
 from whitelist.models import AddressState
 from withdrawals import services
@@ -233,26 +234,39 @@ def test_a_late_receipt_is_recorded_and_the_duplicate_cancelled_at_the_venue(
     assert "withdrawal.duplicate_detected" in timeline(withdrawal)
 
 
+@pytest.mark.parametrize("history_ids", ["present", "absent"])
 def test_each_status_refresh_looks_for_a_second_withdrawal_with_our_request_id(
-    alice, bob, fresh_code
+    alice, bob, fresh_code, history_ids
 ):
-    """KuCoin carries our request id as the remark: a second send shows in its history."""
+    """KuCoin carries our request id as the remark: a second send shows in its history. Where
+    the history gives the item its id, the duplicate is cancelled at KuCoin; where it does not
+    (KuCoin's own example has none), it is raised as one nobody can cancel from here."""
+    sandbox_for("kucoin").set_mode("history_ids", history_ids)
     venue = VenueFactory(kind="kucoin")
     address = WhitelistedAddressFactory(venue=venue)
     withdrawal = submit(approved(create(alice, address), bob, fresh_code(bob)))
     assert withdrawal.state == State.SUBMITTED
-    client_for(venue).submit(withdrawal_spec(withdrawal), quote=None)  # a late duplicate
+    # A late duplicate whose answer never reached us: only the venue's history knows of it.
+    late = client_for(venue).submit(withdrawal_spec(withdrawal), quote=None)
+    SubmitAttempt.objects.filter(reference=late.reference).delete()
 
     with mock.patch.object(services, "_on_commit_enqueue") as enqueued:
         services.withdrawal_status_refresh(withdrawal_id=withdrawal.pk)
 
     duplicate = DuplicatePayment.objects.get(withdrawal=withdrawal)
-    assert duplicate.reference != withdrawal.venue_reference
     assert any(call.args[0].name.endswith("cancel_duplicates") for call in enqueued.mock_calls)
-    assert services.withdrawal_duplicates_cancel(withdrawal_id=withdrawal.pk) == [
-        duplicate.reference
-    ]
+    cancelled = services.withdrawal_duplicates_cancel(withdrawal_id=withdrawal.pk)
+    duplicate.refresh_from_db()
+    if history_ids == "present":
+        assert duplicate.reference == late.reference
+        assert cancelled == [late.reference]
+        assert duplicate.cancel_result == "cancel accepted"
+    else:
+        assert duplicate.reference == ""
+        assert cancelled == []
+        assert duplicate.cancel_result.startswith("not cancellable")
     assert reload(withdrawal).state == State.SUBMITTED
+    assert reload(withdrawal).venue_reference != late.reference
 
 
 # --- 3. Kraken Embed's re-submit is a guarded send ------------------------------------------

@@ -482,6 +482,24 @@ def test_bob_cannot_approve_twice(alice, bob, address, fresh_code):
     assert Approval.objects.count() == 1
 
 
+def test_the_same_approver_cannot_give_two_of_a_quorum(alice, bob, address, fresh_code, settings):
+    settings.WITHDRAWAL_APPROVAL_QUORUM = 2
+    withdrawal = create(alice, address)
+    approve(withdrawal, bob, fresh_code(bob))
+    with pytest.raises(WithdrawalError, match="already approved"):
+        approve(withdrawal, bob, fresh_code(bob))
+    assert Approval.objects.count() == 1
+    assert reload(withdrawal).state == State.PENDING_APPROVAL
+
+
+def test_an_approver_confirms_only_a_quote_he_was_shown(alice, bob, bianca, address, fresh_code):
+    withdrawal = create(alice, address)
+    shown_to_bianca = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=bianca)
+    with pytest.raises(WithdrawalError, match="fresh quote"):
+        approve(withdrawal, bob, fresh_code(bob), quote=shown_to_bianca)
+    assert Approval.objects.count() == 0
+
+
 def test_a_payload_changed_behind_the_approvers_back_is_refused(alice, bob, address, fresh_code):
     withdrawal = create(alice, address)
     WithdrawalRequest.objects.filter(pk=withdrawal.pk).update(amount=withdrawal.amount * 10)

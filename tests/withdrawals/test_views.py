@@ -151,6 +151,9 @@ def test_live_preview_shows_the_venue_quote_and_saves_nothing(alice_client, addr
         ("-1", b"greater than zero"),
         ("abc", b"plain number"),
         ("1e3", b"plain number"),
+        ("1" * 50, b"digits before the point"),
+        ("1" * 21 + ".5", b"digits before the point"),
+        ("0." + "1" * 30, b"decimal places"),
     ],
 )
 def test_live_preview_bad_amount_shows_the_error(alice_client, address, amount, text):
@@ -180,7 +183,19 @@ def _error_after_field(content: bytes, field: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "amount", ["0", "-3", "abc", "0.000000000000000000001", "99999999", "1,5", ""]
+    "amount",
+    [
+        "0",
+        "-3",
+        "abc",
+        "0.000000000000000000001",
+        "99999999",
+        "1,5",
+        "",
+        "9" * 50,
+        "\u0663",
+        "\uff13",
+    ],
 )
 def test_bad_amount_is_shown_next_to_the_field_and_nothing_saved(alice_client, address, amount):
     before = (WithdrawalRequest.objects.count(), AuditEvent.objects.count())
