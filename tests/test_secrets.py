@@ -10,10 +10,12 @@ import logging
 import pytest
 from django.test import Client
 
+from accounts.services import access_change_propose
 from audit.models import AuditEvent
 from tests.conftest import verified_login
-from tests.factories import good_amount
+from tests.factories import UserFactory, good_amount
 from tests.test_url_matrix import concrete_paths
+from venues.services import venue_change_propose
 from withdrawals import services
 from withdrawals.models import Quote, State, WithdrawalRequest
 
@@ -89,10 +91,22 @@ def test_credentials_never_appear_in_any_page_for_any_persona(
 ):
     secrets = secrets_of(address.venue)
     withdrawal = full_flow(alice, bob, address, fresh_code, django_capture_on_commit_callbacks)
+    # A proposed credential waits encrypted in its proposal: no page may show it either.
+    pending = "cGVuZGluZy1zZWNyZXQtd2FpdGluZy1mb3ItYXBwcm92YWw="
+    secrets.append(pending)
     paths = concrete_paths(
         {
             "withdrawal": withdrawal,
             "venue": address.venue,
+            "venue_change": venue_change_propose(
+                actor=carol, venue_id=address.venue_id, api_secret=pending
+            ),
+            "access_change": access_change_propose(
+                admin=UserFactory(username="ulf", roles=["user_admin"]),
+                subject_id=bob.pk,
+                kind="grant",
+                role="auditor",
+            ),
             "address": address,
             "device": bob.totpdevice_set.first(),
             "user": alice,
