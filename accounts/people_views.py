@@ -29,7 +29,16 @@ def _require_user_admin(request: HttpRequest) -> None:
 def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     user = request.user
     return {
-        "rows": selectors.people_rows(),
+        "rows": [
+            {
+                "person": row,
+                "can_deactivate": rules.may_deactivate(user, row.user),
+                "can_issue_link": rules.may_issue_enrolment_link(
+                    user, row.user, has_device=row.has_device
+                ),
+            }
+            for row in selectors.people_rows()
+        ],
         "changes": [
             {
                 "change": c,

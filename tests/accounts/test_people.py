@@ -304,3 +304,15 @@ def test_the_admin_is_read_only_for_users_groups_and_devices(root_client, alice,
         TOTPDevice.objects.count(),
     )
     assert after == before
+
+
+def test_the_people_page_offers_only_what_the_rules_allow(uma, alice, uma_client):
+    person_invite(admin=uma, username="nina", email="nina@example.com")
+    page = uma_client.get(PEOPLE).content.decode()
+
+    def row(name: str) -> str:
+        return re.search(rf'<tr id="person-{name}">(.*?)</tr>', page, re.S).group(1)
+
+    assert "Deactivate now" in row("alice") and "Deactivate now" not in row("uma")
+    assert "enrolment link" not in row("alice").lower()  # she has a device: a reset first
+    assert "New enrolment link" in row("nina") and "link open until" in row("nina")
