@@ -139,6 +139,15 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+def checkpoints_on_file() -> list[Checkpoint]:
+    """Every checkpoint in the directory's log ([] when there is none yet)."""
+    directory = settings.AUDIT_CHECKPOINT_DIR
+    path = Path(directory) / LOG_NAME if directory else None
+    if path is None or not path.exists():
+        return []
+    return checkpoints_read(path)
+
+
 def checkpoint_latest() -> Checkpoint | None:
     """The last checkpoint written to the directory, or None when there is none."""
     directory = settings.AUDIT_CHECKPOINT_DIR

@@ -111,15 +111,18 @@ def audit_chain_verify(
             head_seq=head.seq if head else 0,
             head_hash=head.hash if head else GENESIS,
         )
-        for checkpoint in checkpoints if report.ok else ():
-            if gap := checkpoint_gap(checkpoint, head_seq=head.seq if head else 0):
-                report = ChainReport(
-                    ok=False,
-                    events_checked=report.events_checked,
-                    first_broken_seq=min(checkpoint.seq, (head.seq if head else 0) + 1),
-                    message=gap,
-                )
-                break
+        # The highest checkpoint is enough: each event's hash covers the one before it, so
+        # an intact chain that holds it holds every earlier checkpoint too.
+        strongest = max(checkpoints, key=lambda c: c.seq, default=None)
+        head_seq = head.seq if head else 0
+        gap = checkpoint_gap(strongest, head_seq=head_seq) if report.ok and strongest else ""
+        if gap:
+            report = ChainReport(
+                ok=False,
+                events_checked=report.events_checked,
+                first_broken_seq=min(strongest.seq, head_seq + 1),
+                message=gap,
+            )
         check = ChainCheck(
             checked_at=timezone.now(),
             ok=report.ok,

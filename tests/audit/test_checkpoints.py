@@ -16,7 +16,7 @@ from django.db import connection, transaction
 
 from audit import tasks
 from audit.checkpoints import LOG_NAME, checkpoint_latest, checkpoint_write
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditChainHead, AuditEvent, ChainCheck
 from audit.services import audit_event_record
 
 pytestmark = pytest.mark.django_db
@@ -167,3 +167,17 @@ def test_the_webhook_receives_the_checkpoint_and_its_failure_stops_nothing(
     checkpoint = checkpoint_write()
     assert sent == [("https://hooks.example/checkpoints", json.loads(checkpoint.as_json()))]
     assert checkpoint_latest() == checkpoint  # the directory still has it
+
+
+def test_the_periodic_check_holds_the_chain_against_the_checkpoint_log(dave_client):
+    chain_of(8)
+    last = checkpoint_write().seq  # dave's sign-in is on the chain too
+    cut_the_tail(keep=4)
+    checkpoint_write()  # a later checkpoint of the rewound head does not hide the cut
+
+    assert tasks.verify_audit_chain.delay().get() is False
+
+    check = ChainCheck.objects.latest("checked_at")
+    assert not check.ok and check.first_broken_seq == 5
+    assert f"#5 to #{last} were removed" in check.message
+    assert b"BROKEN at event #5" in dave_client.get("/audit/").content
