@@ -19,6 +19,7 @@ on one key therefore must not overlap between taking a nonce and being answered:
 from __future__ import annotations
 
 import enum
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -118,7 +119,7 @@ class CallBudget:
             raise VenueUnavailable(
                 f"The venue's call budget is kept for more important calls "
                 f"({purpose.name.lower()} waits {wait:.1f} s)",
-                retry_after=round(max(wait, 0.1), 2),
+                retry_after=max(math.ceil(wait * 100) / 100, 0.1),  # never a moment too soon
             )
         cache.set(self._name, {"level": level + cost, "at": self._clock()}, timeout=None)
 

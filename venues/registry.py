@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from django.conf import settings
 
+from .budget import Purpose
 from .deadline import DeadlineTransport
 from .interface import VenueClient, VenueCredentials, VenueSettings
 from .nonces import DatabaseNonceSource
@@ -78,12 +79,15 @@ def build_client(
     timeout: float | None = None,
     exchange_log: ExchangeLog | None = None,
     deadline: datetime | None = None,
+    purpose: Purpose | None = None,
 ) -> VenueClient:
     """A client for one venue account. ``sandbox://`` base URLs run the sandbox in-process.
 
     ``exchange_log`` is called with each request (response None), then with the request and
     its read response, so a withdrawal's evidence can keep what was said to the venue.
     ``deadline``: no request starts after it, and none reads on long past it (venues.deadline).
+    ``purpose``: why the venue is called; where the key has a call budget (venues.budget), a
+    less important purpose waits before a more important one does. None: counted, never held.
     """
     if base_url.startswith(SANDBOX_SCHEME):
         # Production turns sandboxes off: such a venue is unreachable, and nothing is sent.
@@ -109,6 +113,7 @@ def build_client(
         credentials=credentials,
         options=options or VenueSettings(),
         nonces=DatabaseNonceSource(),
+        purpose=purpose,
     )
 
 
@@ -128,6 +133,7 @@ def client_for(
     *,
     exchange_log: ExchangeLog | None = None,
     deadline: datetime | None = None,
+    purpose: Purpose | None = None,
 ) -> VenueClient:
     return build_client(
         kind=venue.kind,
@@ -136,4 +142,5 @@ def client_for(
         options=venue.options,
         exchange_log=exchange_log,
         deadline=deadline,
+        purpose=purpose,
     )
