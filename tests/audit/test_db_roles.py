@@ -42,7 +42,8 @@ def owner_migrated_database(tmp_path) -> Iterator[tuple[str, str]]:
         )
     name = f"countersign_roles_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(owner_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        # template0: nobody connects to it, so a concurrent CREATE DATABASE cannot block this one.
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     owner_db, app_db = _with_database(owner_url, name), _with_database(app_url, name)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
