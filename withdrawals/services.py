@@ -10,6 +10,7 @@ fence right before the send that re-checks the attempt, the payload and the quot
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -30,6 +32,7 @@ from accounts.services import totp_code_verify
 from audit.actions import AuditAction
 from audit.exchanges import ExchangeRecorder
 from audit.services import audit_event_record, json_safe
+from venues.budget import Purpose
 from venues.interface import (
     Quote as VenueQuote,
 )
@@ -48,7 +51,7 @@ from venues.interface import (
 )
 from venues.journal import SubmitJournal
 from venues.models import Venue
-from venues.registry import client_for
+from venues.registry import client_class, client_for
 from whitelist.models import AddressState, WhitelistedAddress
 from whitelist.services import VenueCheckUnavailable, address_verify_before_submit
 
@@ -71,6 +74,7 @@ logger = logging.getLogger(__name__)
 # A quote without a venue expiry is still only good for this long: the approver must confirm
 # a fee they saw recently.
 QUOTE_TTL = timedelta(seconds=120)
+PREVIEW_MARGIN = 5  # seconds: a kept preview is dropped this long before its quote expires
 DEFAULT_PRECISION = 8
 
 
@@ -204,8 +208,10 @@ def _enabled_venue(venue_id: Any) -> Venue:
     return venue
 
 
-def _fetch_quote(venue: Venue, spec: WithdrawalSpec) -> VenueQuote:
-    client = client_for(venue)
+def _fetch_quote(
+    venue: Venue, spec: WithdrawalSpec, *, purpose: Purpose | None = None
+) -> VenueQuote:
+    client = client_for(venue, purpose=purpose)
     try:
         return client.quote(spec)
     except VenueRejected as exc:
@@ -240,9 +246,21 @@ def _store_quote(*, withdrawal: WithdrawalRequest | None, quote: VenueQuote, use
 
 
 def withdrawal_preview(
-    *, user: Any, venue_id: Any, address_id: Any, amount: Decimal, fee_deduct_type: str = ""
-) -> Preview:
-    """The venue's quote for what the requester is typing. Saves nothing."""
+    *,
+    user: Any,
+    venue_id: Any,
+    address_id: Any,
+    amount: Decimal,
+    fee_deduct_type: str = "",
+    typing: bool = False,
+) -> Preview | None:
+    """The venue's quote for what the requester is typing. Saves nothing here.
+
+    A quote is kept per (venue, address, amount) until it expires, so typing the same amount
+    again, or several requesters, cost the venue's call budget nothing. Where every quote
+    creates a request at the venue (Nord-Pay), ``typing`` never asks for one: it only shows a
+    kept quote, and None means "ask explicitly" (the page's "Get quote").
+    """
     require_role(user, REQUESTER)
     venue = _enabled_venue(venue_id)
     address = _active_address(venue=venue, address_id=address_id)
@@ -250,7 +268,24 @@ def withdrawal_preview(
         raise WithdrawalError("Enter an amount greater than zero.", field="amount")
     if amount.adjusted() >= AMOUNT["max_digits"] - AMOUNT["decimal_places"]:
         raise WithdrawalError("That amount is larger than any venue account holds.", field="amount")
-    quote = _fetch_quote(venue, _spec_for_address(address, amount, fee_deduct_type))
+    # Everything the quote depends on, the venue's settings and credentials included: a
+    # change of either (or of the address) is a new quote.
+    parts = (
+        venue.pk, venue.kind, venue.base_url, venue.account, venue.credentials_encrypted,
+        venue.options_json, address.pk, address.asset, address.network, address.address,
+        address.memo, f"{amount.normalize():f}", fee_deduct_type,
+    )  # fmt: skip
+    key = "withdrawals:preview:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+    quote = cache.get(key)
+    if quote is None:
+        if typing and client_class(venue.kind).quote_creates_request:
+            return None
+        spec = _spec_for_address(address, amount, fee_deduct_type)
+        quote = _fetch_quote(venue, spec, purpose=Purpose.PREVIEW)
+        # Kept until shortly before it expires, so what is shown is never a stale quote.
+        seconds = (_quote_expiry(quote) - timezone.now()).total_seconds() - PREVIEW_MARGIN
+        if seconds >= 1:
+            cache.set(key, quote, timeout=int(seconds))
     precision = quote.precision if quote.precision is not None else DEFAULT_PRECISION
     _validate_amount(
         amount=amount, quote=quote, precision=precision, fee_deduct_type=fee_deduct_type

@@ -140,7 +140,10 @@ def withdrawal_preview(request: HttpRequest) -> HttpResponse:
                 address_id=data["address"],
                 amount=data["amount"],
                 fee_deduct_type=data.get("fee_deduct_type") or "",
+                # The form's own trigger says "typing"; the "Get quote" button does not.
+                typing=bool(request.POST.get("typing")),
             )
+            context["ask_quote"] = context["preview"] is None
             context["amount"] = data["amount"]
             context["venue"] = data["venue"]
         except services.WithdrawalError as exc:

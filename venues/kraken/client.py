@@ -209,6 +209,7 @@ class KrakenClient:
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = False
     supports_fee_cap: ClassVar[bool] = True
+    quote_creates_request: ClassVar[bool] = False  # WithdrawInfo is a read
 
     def __init__(
         self,

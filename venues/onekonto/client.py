@@ -221,6 +221,7 @@ class OneKontoClient:
     supports_quote: ClassVar[bool] = False
     idempotent_submit: ClassVar[bool] = False
     supports_fee_cap: ClassVar[bool] = False
+    quote_creates_request: ClassVar[bool] = False  # no quote call at all
 
     def __init__(
         self,
