@@ -180,18 +180,27 @@ def checkpoint_write(*, only_if_moved: bool = False) -> Checkpoint:
                     checkpoint.head_hash,
                 ):
                     return checkpoint
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        # O_APPEND: every write lands at the end, whatever else holds the file open; nothing
-        # here ever truncates or rewrites it.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
-            os.write(fd, (checkpoint.as_json() + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            _append(path, checkpoint)
+        except OSError as exc:
+            # An export must not fail for it; the error log and the webhook still have it,
+            # and the next checkpoint carries the head forward.
+            logger.error("audit checkpoint #%s not written to %s: %s", checkpoint.seq, path, exc)
     if settings.AUDIT_CHECKPOINT_WEBHOOK_URL:
         _webhook_send(checkpoint)
     return checkpoint
+
+
+def _append(path: Path, checkpoint: Checkpoint) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_APPEND: every write lands at the end, whatever else holds the file open; nothing here
+    # ever truncates or rewrites it.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, (checkpoint.as_json() + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _webhook_send(checkpoint: Checkpoint) -> None:

@@ -181,3 +181,15 @@ def test_the_periodic_check_holds_the_chain_against_the_checkpoint_log(dave_clie
     assert not check.ok and check.first_broken_seq == 5
     assert f"#5 to #{last} were removed" in check.message
     assert b"BROKEN at event #5" in dave_client.get("/audit/").content
+
+
+def test_an_unwritable_checkpoint_directory_does_not_break_an_export(
+    settings, tmp_path, dave_client, caplog
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    settings.AUDIT_CHECKPOINT_DIR = str(blocker / "checkpoints")
+    response = dave_client.get("/audit/export/audit.csv")
+    assert response.status_code == 200
+    b"".join(response.streaming_content)
+    assert "not written" in caplog.text
