@@ -138,6 +138,31 @@ def test_traces_are_every_venue_withdrawal_carrying_our_request(venue):
         assert sandbox.count_withdrawals() == 2
 
 
+def test_statuses_of_many_withdrawals_at_once(venue):
+    """Status refresh batched per venue and asset: one history read serves many withdrawals
+    (KuCoin, whose history items need not carry an id, reads each by id)."""
+    kind, _sandbox, seed, _client = venue
+    sent: list[str] = []
+    client = build_client(
+        kind=kind,
+        base_url="sandbox://" + kind,
+        credentials=seed.credentials,
+        options=seed.options,
+        exchange_log=lambda request, response: (
+            sent.append(request.url.path) if response is None else None
+        ),
+    )
+    specs = [spec_for(seed) for _ in range(3)]
+    references = [client.submit(s, quote=quote_or_none(client, s)).reference for s in specs]
+    sent.clear()
+    statuses = client.statuses(specs[0], [*references, "404404404"])
+    assert set(statuses) == set(references)
+    assert {s.state for s in statuses.values()} == {VenueState.COMPLETED}
+    reads = [path for path in sent if path != "/api/v1/identity/jwt"]
+    assert len(reads) == (4 if kind == "kucoin" else 1)
+    client.close()
+
+
 def test_timeout_before_accept_is_unknown_and_nothing_found(venue):
     _kind, sandbox, seed, client = venue
     spec = spec_for(seed)

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -439,14 +440,14 @@ class KrakenClient:
         journal.mark_reference(spec.request_id, str(row.get("refid")))
         return self._to_status(row)
 
-    def statuses(self, asset: str, references: list[str]) -> dict[str, VenueStatus]:
-        """The status of many withdrawals of one asset from one WithdrawStatus call (status
-        refresh, batched: one unit of the call budget however many are pending). References
-        Kraken does not list (yet) are missing from the answer."""
+    def statuses(self, spec: WithdrawalSpec, references: Sequence[str]) -> dict[str, VenueStatus]:
+        """The status of many withdrawals of ``spec``'s asset from one WithdrawStatus call
+        (status refresh, batched: one unit of the call budget however many are pending).
+        References Kraken does not list (yet) are missing from the answer."""
         wanted = set(references)
         return {
             str(row.get("refid")): self._to_status(row)
-            for row in self._rows(asset)
+            for row in self._rows(spec.asset)
             if str(row.get("refid")) in wanted
         }
 

@@ -36,7 +36,7 @@ import binascii
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, NoReturn
@@ -268,6 +268,17 @@ class KrakenEmbedClient:
             return None
         self._journal.mark_reference(spec.request_id, str(candidates[0].get("ref_id")))
         return self._status_of(candidates[0])
+
+    def statuses(self, spec: WithdrawalSpec, references: Sequence[str]) -> dict[str, VenueStatus]:
+        """Many withdrawals' status from one walk of the transactions (status refresh,
+        batched). References not listed (yet) are missing from the answer."""
+        wanted, found = set(references), {}
+        for row in self._rows():
+            if row.get("ref_id") in wanted:
+                found[str(row["ref_id"])] = self._status_of(row)
+                if len(found) == len(wanted):
+                    break
+        return found
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
         """Rows whose ``ref_id`` our journal recorded for this request: the documented rows

@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
@@ -389,6 +389,19 @@ class KucoinClient:
                 "people must decide"
             )
         return self._item_status(spec, items[0]) if items else None
+
+    def statuses(self, spec: WithdrawalSpec, references: Sequence[str]) -> dict[str, VenueStatus]:
+        """Many withdrawals' status (status refresh, batched): by id, one call each, since
+        history items need not carry the id that would let one history read serve them all.
+        References KuCoin does not know are missing from the answer."""
+        found = {}
+        for reference in references:
+            try:
+                found[reference] = self.status(spec, reference=reference)
+            except VenueRejected as exc:
+                if isinstance(exc, VenueAccessRefused):
+                    raise  # our key was refused: nothing is known about any of them
+        return found
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
         """Every withdrawal with our remark: by id where the item or the journal gives one,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -274,6 +274,18 @@ class NordPayClient:
             return None
         self._journal.mark_reference(spec.request_id, str(candidates[0]["id"]))
         return self._status(candidates[0])
+
+    def statuses(self, spec: WithdrawalSpec, references: Sequence[str]) -> dict[str, VenueStatus]:
+        """Many withdrawals' status from one walk of the currency's history (status refresh,
+        batched). References not listed (yet) are missing from the answer."""
+        currency, _ = self._currency(spec)
+        wanted, found = set(references), {}
+        for item in self._history(currency):
+            if str(item.get("id")) in wanted:
+                found[str(item["id"])] = self._status(item)
+                if len(found) == len(wanted):
+                    break
+        return found
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
         references = set(self._journal.references(spec.request_id))

@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -326,6 +327,17 @@ class OneKontoClient:
         found = self._to_status(candidates[0])
         self._journal.mark_reference(spec.request_id, found.reference)
         return found
+
+    def statuses(self, spec: WithdrawalSpec, references: Sequence[str]) -> dict[str, VenueStatus]:
+        """Many requests' status from one query (status refresh, batched). References not
+        listed (yet) are missing from the answer."""
+        wanted = set(references)
+        items, _ = self._history(spec)
+        return {
+            str(item["withdrawRequestId"]): self._to_status(item)
+            for item in items
+            if str(item.get("withdrawRequestId")) in wanted
+        }
 
     def traces(self, spec: WithdrawalSpec) -> list[VenueStatus]:
         """Requests carrying our instruction, or a reference our journal recorded for us."""

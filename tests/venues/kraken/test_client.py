@@ -505,7 +505,7 @@ def test_statuses_reads_many_withdrawals_in_one_call(client, seed, sandbox):
     references = [client.submit(spec, quote=None).reference for spec in specs]
     calls = []
     client._http.event_hooks["request"].append(lambda request: calls.append(request.url.path))
-    statuses = client.statuses(seed.asset, [*references, "not-a-refid"])
+    statuses = client.statuses(specs[0], [*references, "not-a-refid"])
     assert set(statuses) == set(references)
     assert calls == ["/0/private/WithdrawStatus"]
 
