@@ -175,8 +175,6 @@ class OneKontoSandbox(SandboxApp):
     def settle(self, withdrawal: dict[str, Any], *, failed: bool) -> None:
         withdrawal["status"] = "rejected" if failed else "completed"
         withdrawal["updated_at"] = now_ts()
-        if not failed:
-            withdrawal["txId"] = hashlib.sha256(withdrawal["id"].encode()).hexdigest()
 
     # --- seeding -------------------------------------------------------------------------
 
@@ -218,7 +216,7 @@ class OneKontoSandbox(SandboxApp):
 
     # --- auth ----------------------------------------------------------------------------
 
-    def _issue_token(self, user: str, seconds: float) -> tuple[str, float]:
+    def _issue_token(self, user: str, seconds: float) -> str:
         issued = now_ts()
         expires = issued + seconds
         header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
@@ -226,7 +224,7 @@ class OneKontoSandbox(SandboxApp):
         payload = _b64url(json.dumps(claims).encode())
         signing_input = f"{header}.{payload}".encode()
         signature = hmac.new(JWT_KEY, signing_input, hashlib.sha256).digest()
-        return f"{header}.{payload}.{_b64url(signature)}", expires
+        return f"{header}.{payload}.{_b64url(signature)}"
 
     def _authenticate(self, tx: StoreTx, request: SandboxRequest, account_id: str) -> dict:
         """The account behind the bearer token, which must own ``account_id``."""
@@ -265,9 +263,10 @@ class OneKontoSandbox(SandboxApp):
             account["logins"] = account.get("logins", 0) + 1
             self.save_account(tx, account)
             seconds = float(account.get("token_seconds", TOKEN_SECONDS))
-            token, expires = self._issue_token(user, seconds)
+            token = self._issue_token(user, seconds)
         return SandboxResponse.json(
-            {"token": token, "expiration": iso(expires), "status": "ok", "httpStatusCode": 200}
+            # Only "the token property" is documented (NOTES §4.1): no expiry beside it.
+            {"token": token, "status": "ok", "httpStatusCode": 200}
         )
 
     # --- withdrawals ---------------------------------------------------------------------
@@ -418,7 +417,6 @@ def _render_request(doc: dict[str, Any], modes: dict[str, str]) -> dict[str, Any
     }[modes["amount_format"]]
     item = {
         "withdrawRequestId": doc["id"],
-        "type": "blockchain",
         "amount": amount,
         "network": doc["network"],
         "address": doc["address"],
@@ -427,8 +425,6 @@ def _render_request(doc: dict[str, Any], modes: dict[str, str]) -> dict[str, Any
     }
     if modes["instructions_echo"] == "echoed":
         item["instructions"] = doc["instructions"]
-    if doc.get("txId"):
-        item["txId"] = doc["txId"]
     return item
 
 
