@@ -1,5 +1,13 @@
 """An emulator of Kraken Embed's withdrawal API (NOTES.md §2), faithful where the docs speak.
 
+Documented, and emulated as documented: ``API-Key``/``API-Nonce``/``API-Sign`` over the path
+with its query and the exact body, ``Payward-Version`` (NOTES §2.1); the methods answer with
+``fee_token`` (§2.2 example); ``POST /b2b/funds/withdrawals`` with ``asset, key, amount,
+idempotency_token, fee_token, preview`` and its ``ref_id, amount, fee, total, fee_token`` answer
+(kraken-embed-withdraw-funds.txt); a fee token good for 10 minutes and a reused token returning
+the original result (same page); ``/b2b/funds/transactions`` with ``type``, ``cursor`` and
+``page_size`` 1..500 and the statuses ``initial, pending, held, success, failure`` (§2.2).
+
 Where the docs are silent the sandbox makes a choice, stated here so nobody mistakes it for a
 documented fact:
 

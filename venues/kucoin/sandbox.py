@@ -1,5 +1,11 @@
 """KuCoin sandbox: the withdrawal endpoints of NOTES.md §3, with KuCoin's gateway auth.
 
+Documented, and emulated as documented: the KC-API-* headers, the signature over
+``timestamp + METHOD + path?raw-query + body`` and the signed passphrase of key version 3, 5 s
+of timestamp skew (NOTES §3.1); quotas, v3 withdraw (no client id: ``remark`` only), cancel of
+PROCESSING withdrawals only, history and by-id reads with their fields and statuses (§3.3); the
+``{"code", "msg"}`` envelope and the gateway and business codes with their texts (§3.4).
+
 Assumptions where the docs are silent (documented here, not quoted from KuCoin):
 - HTTP status of errors: 401 for the auth codes 400001-400005/400008/400009, 403 for 400006,
   400007 and 411100, 400 for 400100, the code's own status for 404000/415000/429000/500000, and
