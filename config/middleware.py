@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
@@ -15,7 +16,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def trusted_networks(entries: list[str]) -> list[Network]:
     """Parse TRUSTED_PROXIES (addresses or CIDR blocks); a typo stops start-up, not a request."""
-    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
+    networks = []
+    for entry in filter(None, (e.strip() for e in entries)):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR block."
+            ) from None
+    return networks
 
 
 def _address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

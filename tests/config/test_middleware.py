@@ -7,6 +7,7 @@ X-Forwarded-For, with and without a proxy in front of her.
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from audit.models import AuditEvent
@@ -76,3 +77,8 @@ def test_pages_and_exports_are_not_stored_by_browsers_or_proxies(dave_client):
         response = dave_client.get(url)
         assert response.status_code == 200, url
         assert "no-store" in response.headers.get("Cache-Control", ""), url
+
+
+def test_a_mistyped_trusted_proxy_names_the_setting():
+    with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXIES: '10.0.0.300'"):
+        trusted_networks(["10.0.0.1", "10.0.0.300"])
