@@ -80,5 +80,5 @@ def test_pages_and_exports_are_not_stored_by_browsers_or_proxies(dave_client):
 
 
 def test_a_mistyped_trusted_proxy_names_the_setting():
-    with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXIES: '10.0.0.300'"):
+    with pytest.raises(ImproperlyConfigured, match=r"TRUSTED_PROXIES: '10\.0\.0\.300'"):
         trusted_networks(["10.0.0.1", "10.0.0.300"])
