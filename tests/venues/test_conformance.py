@@ -546,5 +546,9 @@ def test_bad_credentials_are_access_refusals(venue):
     client = build_client(
         kind=kind, base_url="sandbox://" + kind, credentials=bad, options=seed.options
     )
-    with pytest.raises(interface.VenueAccessRefused):
+    with pytest.raises(interface.VenueAccessRefused) as caught:
         client.check_connection()
+    # A clear one-line message, with nothing of the credentials in it.
+    message = caught.value.message
+    assert message and "\n" not in message
+    assert all(s not in message for s in (bad.api_secret, bad.passphrase, real.api_secret) if s)
