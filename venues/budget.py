@@ -58,6 +58,22 @@ class BudgetRule:
     decay_per_second: float
 
 
+# Status polls back off as a withdrawal stays pending: (pending for at least, poll every), in
+# seconds. A fresh withdrawal is watched closely; one held for review for hours costs a call
+# every few minutes, not every few seconds.
+POLL_SCHEDULE: tuple[tuple[float, float], ...] = (
+    (0, 3),
+    (60, 15),
+    (600, 60),
+    (3600, 300),
+)
+
+
+def status_poll_delay(pending_seconds: float) -> float:
+    """How long to wait before the next status poll of a withdrawal pending this long."""
+    return next(delay for since, delay in reversed(POLL_SCHEDULE) if pending_seconds >= since)
+
+
 KEY_TURN_SECONDS = 60.0  # a turn left by a crashed process lapses after this
 KEY_TURN_WAIT = 30.0  # how long a caller waits for its turn before giving up (nothing sent)
 _POLL = 0.02

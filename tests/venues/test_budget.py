@@ -11,7 +11,14 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
-from venues.budget import CEILINGS, BudgetRule, CallBudget, Purpose, key_turn
+from venues.budget import (
+    CEILINGS,
+    BudgetRule,
+    CallBudget,
+    Purpose,
+    key_turn,
+    status_poll_delay,
+)
 from venues.interface import VenueUnavailable, WithdrawalSpec
 from venues.kraken.sandbox import KrakenSandbox
 from venues.registry import build_client, sandbox_for
@@ -77,6 +84,13 @@ def test_unranked_calls_are_counted_but_never_held():
         budget.spend(1, None)
     with pytest.raises(VenueUnavailable):
         budget.spend(1, Purpose.SUBMIT)
+
+
+@pytest.mark.parametrize(
+    ("pending", "delay"), [(0, 3), (59, 3), (60, 15), (599, 15), (600, 60), (7200, 300)]
+)
+def test_status_polls_back_off_for_long_pending_withdrawals(pending, delay):
+    assert status_poll_delay(pending) == delay
 
 
 def test_ceilings_rank_the_purposes():
