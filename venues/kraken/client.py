@@ -385,7 +385,11 @@ class KrakenClient:
         return SubmitReceipt(reference=str(refid), raw=result)
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus:
-        for row in self._rows(spec.asset):
+        # At most 500 rows come back, in an order no page states: from our first send on, the
+        # withdrawal is among them however many others the key made before.
+        sent = SubmitJournal(self.kind).sent_times(spec.request_id)
+        since = int(sent[0].timestamp() - RECONCILE_WINDOW_SECONDS) if sent else None
+        for row in self._rows(spec.asset, start=since):
             if row.get("refid") == reference:
                 return self._to_status(row)
         # WithdrawStatus covers 90 days / 500 rows; a fresh refid missing is a lag, not an end.

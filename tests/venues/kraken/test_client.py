@@ -24,6 +24,7 @@ from venues.interface import (
     WithdrawalSpec,
 )
 from venues.journal import SubmitJournal
+from venues.kraken import sandbox as kraken_sandbox_module
 from venues.kraken.client import (
     ERROR_OUTCOMES,
     RATE_LIMIT_RETRY_SECONDS,
@@ -498,6 +499,24 @@ def test_find_from_the_sandbox_history_alone_for_an_evm_destination(client, seed
     SubmitAttempt.objects.update(reference="")  # as if the answer never arrived
     found = client.find(spec)
     assert found is not None and found.reference == receipt.reference
+
+
+def test_status_is_read_from_our_send_on_however_long_the_history(
+    client, seed, sandbox, monkeypatch
+):
+    """WithdrawStatus answers at most 500 rows, in an order no page states (oldest first in the
+    sandbox's default mode): a status read must not depend on ours being among the first."""
+    monkeypatch.setattr(kraken_sandbox_module, "HISTORY_ROWS", 2)
+    sandbox.account_upsert(seed.credentials.api_key, rate_tier="")
+    for _ in range(2):
+        client.submit(spec_for(seed), quote=None)
+    with sandbox.store.tx() as tx:
+        for doc in sandbox.withdrawals(tx, seed.credentials.api_key):
+            doc["created_at"] -= 3600  # made an hour before ours
+            sandbox.save_withdrawal(tx, doc)
+    spec = spec_for(seed)
+    receipt = client.submit(spec, quote=None)
+    assert client.status(spec, reference=receipt.reference).reference == receipt.reference
 
 
 def test_statuses_reads_many_withdrawals_in_one_call(client, seed, sandbox):
