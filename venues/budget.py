@@ -14,21 +14,40 @@ A venue that signs with a nonce and allows no nonce window (Kraken spot, Kraken 
 §1.2, §2.1) refuses a request whose nonce is lower than one it has already seen. Two requests
 on one key therefore must not overlap between taking a nonce and being answered:
 :func:`key_turn` serialises them, across processes, through the same cache.
+
+Both are safeguards, not gates: if the cache itself is down, calls go ahead uncounted and
+unserialised (logged). The venue still enforces its counter and its nonces, and refuses before
+processing anything - an outcome the clients already read as "unavailable, retry".
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 
 from .interface import VenueUnavailable
+
+logger = logging.getLogger(__name__)
+_UNSET = object()
+
+
+def _cached(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One cache operation, or ``_UNSET`` if the cache is unreachable. Any backend error counts
+    (Redis raises its own types): a cache outage must not stop a withdrawal."""
+    try:
+        return operation(*args, **kwargs)
+    except Exception:
+        logger.warning("venue call budget: cache unavailable", exc_info=True)
+        return _UNSET
 
 
 class Purpose(enum.IntEnum):
@@ -87,7 +106,7 @@ def key_turn(scope: str, *, wait: float = KEY_TURN_WAIT) -> Iterator[None]:
     name = f"venues:turn:{scope}"
     token = secrets.token_hex(8)
     give_up = time.monotonic() + wait
-    while not cache.add(name, token, timeout=KEY_TURN_SECONDS):
+    while not (taken := _cached(cache.add, name, token, timeout=KEY_TURN_SECONDS)):
         if time.monotonic() >= give_up:
             raise VenueUnavailable(
                 "Another request on this venue key is still in flight", retry_after=1.0
@@ -97,8 +116,8 @@ def key_turn(scope: str, *, wait: float = KEY_TURN_WAIT) -> Iterator[None]:
         yield
     finally:
         # Only our own turn: one that lapsed and was taken by another caller stays theirs.
-        if cache.get(name) == token:
-            cache.delete(name)
+        if taken is not _UNSET and _cached(cache.get, name) == token:
+            _cached(cache.delete, name)
 
 
 class CallBudget:
@@ -114,7 +133,7 @@ class CallBudget:
 
     def level(self) -> float:
         """The counter as it stands now, decayed since the last call."""
-        state = cache.get(self._name)
+        state = _cached(cache.get, self._name)
         if not isinstance(state, dict):
             return 0.0
         elapsed = max(self._clock() - float(state["at"]), 0.0)
@@ -137,9 +156,10 @@ class CallBudget:
                 f"({purpose.name.lower()} waits {wait:.1f} s)",
                 retry_after=max(math.ceil(wait * 100) / 100, 0.1),  # never a moment too soon
             )
-        cache.set(self._name, {"level": level + cost, "at": self._clock()}, timeout=None)
+        _cached(cache.set, self._name, {"level": level + cost, "at": self._clock()}, timeout=None)
 
     def exhausted(self) -> None:
         """The venue said the counter is full (calls we did not count, e.g. from another
         application on the key): take its word for it."""
-        cache.set(self._name, {"level": self._rule.capacity, "at": self._clock()}, timeout=None)
+        state = {"level": self._rule.capacity, "at": self._clock()}
+        _cached(cache.set, self._name, state, timeout=None)

@@ -159,6 +159,19 @@ def test_kraken_saying_the_counter_is_full_fills_ours():
         poller.status(_spec(seed), reference="FTQcuak-V6Za8qrWnhzTx67yYHz8Tg")
 
 
+def test_a_cache_outage_never_stops_a_withdrawal(monkeypatch):
+    sandbox = sandbox_for("kraken")
+    seed = sandbox.seed()
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache unreachable")
+
+    for operation in ("add", "get", "set", "delete"):
+        monkeypatch.setattr(cache, operation, down)
+    receipt = _kraken(seed, Purpose.SUBMIT).submit(_spec(seed), quote=None)
+    assert receipt.reference and sandbox.count_withdrawals() == 1
+
+
 # --- one request in flight per key -------------------------------------------------------------
 
 
