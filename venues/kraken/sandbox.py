@@ -144,15 +144,15 @@ class KrakenSandbox(SandboxApp):
     }
     # Every documented error that can answer Withdraw (NOTES §1.4, the funding page).
     DOCUMENTED_ERRORS: ClassVar[dict[str, str]] = {
-        "EAPI:Invalid key": "VenueRejected",
-        "EAPI:Invalid signature": "VenueRejected",
+        "EAPI:Invalid key": "VenueAccessRefused",
+        "EAPI:Invalid signature": "VenueAccessRefused",
         "EAPI:Invalid nonce": "VenueUnavailable",
         "EAPI:Rate limit exceeded": "VenueUnavailable",
         "EService: Throttled: 1700000000": "VenueUnavailable",
         "EService:Unavailable": "VenueUnavailable",
         "EService:Busy": "VenueUnavailable",
         "EGeneral:Temporary lockout": "VenueUnavailable",
-        "EGeneral:Permission denied": "VenueRejected",
+        "EGeneral:Permission denied": "VenueAccessRefused",
         "EGeneral:Invalid arguments": "VenueRejected",
         "EGeneral:Invalid arguments:beneficiary_recipient": "VenueRejected",
         "EFunding:Unknown withdraw key": "VenueRejected",
@@ -161,6 +161,8 @@ class KrakenSandbox(SandboxApp):
         "EFunding:Max fee exceeded": "VenueQuoteRefused",
         "EFunding:Invalid withdrawal address": "VenueRejected",
         "EFunding:Unknown asset": "VenueRejected",
+        "EGeneral:Internal error": "VenueOutcomeUnknown",  # NOTES §7
+        "EDatabase:Internal error": "VenueOutcomeUnknown",
     }
 
     def route_table(self) -> list[tuple[str, str, str]]:

@@ -137,7 +137,7 @@ class OneKontoSandbox(SandboxApp):
         "ValidationFailed: Amount: below the minimum withdrawal of 0.0001 BTC": "VenueRejected",
         "ValidationFailed: Amount: at most 8 decimal places for BTC": "VenueRejected",
         NOT_WHITELISTED.format(address="myWalletAddress", network="bitcoin"): "VenueRejected",
-        ACCOUNT_NOT_FOUND: "VenueRejected",
+        ACCOUNT_NOT_FOUND: "VenueAccessRefused",
     }
     # Errors whose documented HTTP status is not the default 400.
     ERROR_STATUS: ClassVar[dict[str, int]] = {ACCOUNT_NOT_FOUND: 404, "Not Found": 404}
