@@ -37,17 +37,17 @@ from django.core.cache import cache
 from .interface import VenueUnavailable
 
 logger = logging.getLogger(__name__)
-_UNSET = object()
+CACHE_DOWN = object()
 
 
-def _cached(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """One cache operation, or ``_UNSET`` if the cache is unreachable. Any backend error counts
+def cache_call(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One cache operation, or ``CACHE_DOWN`` if the cache is unreachable. Any backend error counts
     (Redis raises its own types): a cache outage must not stop a withdrawal."""
     try:
         return operation(*args, **kwargs)
     except Exception:
         logger.warning("venue call budget: cache unavailable", exc_info=True)
-        return _UNSET
+        return CACHE_DOWN
 
 
 class Purpose(enum.IntEnum):
@@ -106,7 +106,7 @@ def key_turn(scope: str, *, wait: float = KEY_TURN_WAIT) -> Iterator[None]:
     name = f"venues:turn:{scope}"
     token = secrets.token_hex(8)
     give_up = time.monotonic() + wait
-    while not (taken := _cached(cache.add, name, token, timeout=KEY_TURN_SECONDS)):
+    while not (taken := cache_call(cache.add, name, token, timeout=KEY_TURN_SECONDS)):
         if time.monotonic() >= give_up:
             raise VenueUnavailable(
                 "Another request on this venue key is still in flight", retry_after=1.0
@@ -116,8 +116,8 @@ def key_turn(scope: str, *, wait: float = KEY_TURN_WAIT) -> Iterator[None]:
         yield
     finally:
         # Only our own turn: one that lapsed and was taken by another caller stays theirs.
-        if taken is not _UNSET and _cached(cache.get, name) == token:
-            _cached(cache.delete, name)
+        if taken is not CACHE_DOWN and cache_call(cache.get, name) == token:
+            cache_call(cache.delete, name)
 
 
 class CallBudget:
@@ -133,7 +133,7 @@ class CallBudget:
 
     def level(self) -> float:
         """The counter as it stands now, decayed since the last call."""
-        state = _cached(cache.get, self._name)
+        state = cache_call(cache.get, self._name)
         if not isinstance(state, dict):
             return 0.0
         elapsed = max(self._clock() - float(state["at"]), 0.0)
@@ -156,10 +156,12 @@ class CallBudget:
                 f"({purpose.name.lower()} waits {wait:.1f} s)",
                 retry_after=max(math.ceil(wait * 100) / 100, 0.1),  # never a moment too soon
             )
-        _cached(cache.set, self._name, {"level": level + cost, "at": self._clock()}, timeout=None)
+        cache_call(
+            cache.set, self._name, {"level": level + cost, "at": self._clock()}, timeout=None
+        )
 
     def exhausted(self) -> None:
         """The venue said the counter is full (calls we did not count, e.g. from another
         application on the key): take its word for it."""
         state = {"level": self._rule.capacity, "at": self._clock()}
-        _cached(cache.set, self._name, state, timeout=None)
+        cache_call(cache.set, self._name, state, timeout=None)

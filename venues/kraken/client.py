@@ -26,8 +26,9 @@ from urllib.parse import urlencode
 
 import httpx
 from django.conf import settings
+from django.core.cache import cache
 
-from ..budget import BudgetRule, CallBudget, Purpose, key_turn
+from ..budget import BudgetRule, CallBudget, Purpose, cache_call, key_turn
 from ..http import amount_str, retry_after, send, server_error
 from ..interface import (
     Quote,
@@ -127,6 +128,8 @@ ERROR_OUTCOMES: dict[str, type[VenueError]] = {
     "EFunding:Unknown reference id": VenueRejected,
     "EFunding:No funding method": VenueRejected,
 }
+
+METHODS_CACHE_SECONDS = 300
 
 # find(): how far a WithdrawStatus row's ``time`` may lie from our submission attempt and still
 # be that attempt (clock skew between us and Kraken plus the time the request was in flight).
@@ -317,6 +320,19 @@ class KrakenClient:
             )
         return text
 
+    def _methods(self, asset: str) -> list[dict[str, Any]]:
+        """WithdrawMethods of ``asset`` ("" for all), kept a few minutes: methods and their
+        minimums rarely change, and each call costs a unit of the key's counter."""
+        key = f"venues:kraken:methods:{self._nonce_scope}:{asset}"
+        methods = cache_call(cache.get, key)
+        if not isinstance(methods, list):
+            params = {"asset": asset} if asset else {}
+            methods = self._call("WithdrawMethods", params, mutating=False)
+            if not isinstance(methods, list):
+                raise VenueUnavailable("Kraken answered WithdrawMethods in an unexpected shape.")
+            cache_call(cache.set, key, methods, timeout=METHODS_CACHE_SECONDS)
+        return methods
+
     def _rows(self, asset: str, *, start: int | None = None) -> list[dict[str, Any]]:
         params = {"asset": asset}
         if start is not None:
@@ -348,8 +364,8 @@ class KrakenClient:
             {"asset": spec.asset, "key": spec.venue_key, "amount": amount},
             mutating=False,
         )
-        methods = self._call("WithdrawMethods", {"asset": spec.asset}, mutating=False)
-        if not isinstance(info, dict) or not isinstance(methods, list):
+        methods = self._methods(spec.asset)
+        if not isinstance(info, dict):
             raise VenueUnavailable("Kraken answered WithdrawInfo in an unexpected shape.")
         # The minimum is per method: the one WithdrawInfo names, else the spec's network.
         method = next((m for m in methods if m.get("method") == info.get("method")), None)
@@ -476,8 +492,8 @@ class KrakenClient:
     def saved_addresses(self, *, asset: str = "") -> list[SavedAddress]:
         params = {"asset": asset} if asset else {}
         rows = self._call("WithdrawAddresses", params, mutating=False)
-        methods = self._call("WithdrawMethods", params, mutating=False)
-        if not isinstance(rows, list) or not isinstance(methods, list):
+        methods = self._methods(asset)
+        if not isinstance(rows, list):
             raise VenueUnavailable("Kraken answered WithdrawAddresses in an unexpected shape.")
         network_of = {m.get("method"): m.get("network", "") for m in methods}
         return [

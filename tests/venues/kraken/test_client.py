@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+from django.core.cache import cache
 
 from venues.interface import (
     Quote,
@@ -235,6 +236,16 @@ def test_quote_reads_fee_net_limit_and_minimum(client, seed):
     assert quote.minimum == Decimal("0.0004") == seed.minimum
     assert quote.precision == 8
     assert quote.raw["method"] == "Bitcoin"
+
+
+def test_withdraw_methods_are_kept_a_while_so_a_quote_costs_one_call(client, seed):
+    cache.clear()
+    calls: list[str] = []
+    client._http.event_hooks["request"].append(lambda request: calls.append(request.url.path))
+    first, second = client.quote(spec_for(seed)), client.quote(spec_for(seed))
+    assert first.minimum == second.minimum == Decimal("0.0004")
+    assert calls.count("/0/private/WithdrawMethods") == 1
+    assert calls.count("/0/private/WithdrawInfo") == 2
 
 
 def test_submit_sends_max_fee_and_address_check(client, seed, sandbox):
