@@ -124,11 +124,15 @@ class ExchangeRecorder:
         entry["error"] = ""
 
     def save(self, *, withdrawal_id: int, purpose: str) -> None:
+        self.save_for(withdrawal_id=withdrawal_id, purpose=purpose)
+        self.exchanges, self._open = [], {}
+
+    def save_for(self, *, withdrawal_id: int, purpose: str) -> None:
+        """Store the exchanges for one withdrawal and keep them (a batched read serves many)."""
         from .services import venue_exchange_record
 
         for entry in self.exchanges:
             venue_exchange_record(withdrawal_id=withdrawal_id, purpose=purpose, exchange=entry)
-        self.exchanges, self._open = [], {}
 
 
 def _request_body(request: httpx.Request) -> str:

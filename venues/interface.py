@@ -14,6 +14,7 @@ lifecycle acts on:
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -172,6 +173,11 @@ class VenueClient(Protocol):
     # Nord-Pay identifier). Without one (KuCoin, 1Konto) the fee is quoted again right before
     # the send and checked against the approved cap.
     supports_fee_cap: ClassVar[bool]
+    # A quote creates something at the venue (Nord-Pay's withdraw request): never while typing.
+    quote_creates_request: ClassVar[bool]
+    # Our request id travels in a field the venue's history shows (KuCoin's remark, 1Konto's
+    # instruction): a duplicate can be found there even without a reference of ours.
+    request_id_in_history: ClassVar[bool]
 
     def quote(self, spec: WithdrawalSpec) -> Quote: ...
 
@@ -180,6 +186,11 @@ class VenueClient(Protocol):
         ...
 
     def status(self, spec: WithdrawalSpec, *, reference: str) -> VenueStatus: ...
+
+    def statuses(self, spec: WithdrawalSpec, references: Sequence[str]) -> dict[str, VenueStatus]:
+        """Many withdrawals of ``spec``'s asset at once (one history read where the venue
+        allows). References the venue does not list (yet) are missing from the answer."""
+        ...
 
     def find(self, spec: WithdrawalSpec) -> VenueStatus | None:
         """Look the withdrawal up in the venue's history by our request id (reconciliation).

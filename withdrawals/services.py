@@ -13,7 +13,7 @@ import enum
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +32,7 @@ from accounts.services import totp_code_verify
 from audit.actions import AuditAction
 from audit.exchanges import ExchangeRecorder
 from audit.services import audit_event_record, json_safe
-from venues.budget import Purpose
+from venues.budget import Purpose, status_poll_delay
 from venues.interface import (
     Quote as VenueQuote,
 )
@@ -281,7 +281,10 @@ def withdrawal_preview(
         if typing and client_class(venue.kind).quote_creates_request:
             return None
         spec = _spec_for_address(address, amount, fee_deduct_type)
-        quote = _fetch_quote(venue, spec, purpose=Purpose.PREVIEW)
+        # Typing waits behind everything else; a request being created, or an explicit "Get
+        # quote", ranks with an approver's quote.
+        purpose = Purpose.PREVIEW if typing else Purpose.APPROVER_QUOTE
+        quote = _fetch_quote(venue, spec, purpose=purpose)
         # Kept until shortly before it expires, so what is shown is never a stale quote.
         seconds = (_quote_expiry(quote) - timezone.now()).total_seconds() - PREVIEW_MARGIN
         if seconds >= 1:
@@ -364,7 +367,9 @@ def withdrawal_quote_fresh(*, withdrawal_id: int, user: Any) -> Quote:
     withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
     if withdrawal.state != State.PENDING_APPROVAL:
         raise WithdrawalError("This withdrawal is no longer waiting for approval.")
-    quote = _fetch_quote(withdrawal.venue, withdrawal_spec(withdrawal))
+    quote = _fetch_quote(
+        withdrawal.venue, withdrawal_spec(withdrawal), purpose=Purpose.APPROVER_QUOTE
+    )
     return _store_quote(withdrawal=withdrawal, quote=quote, user=user)
 
 
@@ -509,7 +514,9 @@ def withdrawal_requote(*, withdrawal_id: int, requester: Any, ip: str | None = N
     withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
     if withdrawal.requested_by_id != requester.pk:
         raise PermissionDenied("Only the requester can re-quote a withdrawal.")
-    quote = _fetch_quote(withdrawal.venue, withdrawal_spec(withdrawal))
+    quote = _fetch_quote(
+        withdrawal.venue, withdrawal_spec(withdrawal), purpose=Purpose.APPROVER_QUOTE
+    )
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
         if withdrawal.state != State.PENDING_APPROVAL:
@@ -618,12 +625,18 @@ def _raise_attention(withdrawal: WithdrawalRequest, why: str) -> None:
 
 @contextmanager
 def venue_call(
-    venue: Venue, *, withdrawal_id: int, purpose: str, deadline: datetime | None = None
+    venue: Venue,
+    *,
+    withdrawal_id: int,
+    purpose: str,
+    priority: Purpose,
+    deadline: datetime | None = None,
 ) -> Iterator[VenueClient]:
-    """A client for one exchange with the venue: closed afterwards, and everything said to and
-    by the venue kept as the withdrawal's evidence (credentials redacted)."""
+    """A client for one exchange with the venue about one withdrawal: closed afterwards, and
+    everything said to and by the venue kept as its evidence (credentials redacted).
+    ``priority`` ranks the call in the venue key's call budget."""
     exchanges = ExchangeRecorder()
-    client = client_for(venue, exchange_log=exchanges, deadline=deadline)
+    client = client_for(venue, exchange_log=exchanges, deadline=deadline, purpose=priority)
     try:
         yield client
     finally:
@@ -802,6 +815,7 @@ def _attempt_run(withdrawal_id: int, number: int) -> WithdrawalRequest:
             withdrawal.venue,
             withdrawal_id=withdrawal_id,
             purpose="submit",
+            priority=Purpose.SUBMIT,
             deadline=attempt.deadline_at,
         ) as client:
             result = _send(withdrawal, attempt, client)
@@ -1038,29 +1052,91 @@ def _apply_venue_status(withdrawal: WithdrawalRequest, status: VenueStatus) -> N
 
 
 def withdrawal_status_refresh(*, withdrawal_id: int) -> WithdrawalRequest:
-    """Poll the venue for a submitted withdrawal, and look for a second venue withdrawal
-    carrying the same request id (a duplicate payment) in the same read of its history."""
-    withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
-    if withdrawal.state != State.SUBMITTED:
-        return withdrawal
-    spec = withdrawal_spec(withdrawal)
-    with venue_call(withdrawal.venue, withdrawal_id=withdrawal_id, purpose="status") as client:
-        try:
-            traces = client.traces(spec)
-            status = next((t for t in traces if t.reference == withdrawal.venue_reference), None)
-            if status is None:
-                status = client.status(spec, reference=withdrawal.venue_reference)
-        except VenueError as exc:
-            logger.info("status of withdrawal %s not available: %s", withdrawal_id, exc.message)
-            return withdrawal
-    with transaction.atomic():
-        withdrawal = _lock(withdrawal_id)
-        for trace in traces:
-            if trace.reference != withdrawal.venue_reference:
-                _duplicate_record(withdrawal, trace.reference, venue_status=trace.raw_status)
-        if withdrawal.state == State.SUBMITTED:
-            _apply_venue_status(withdrawal, status)
-    return withdrawal
+    """Poll the venue for one submitted withdrawal now (right after it was sent)."""
+    withdrawal = WithdrawalRequest.objects.get(pk=withdrawal_id)
+    withdrawal_statuses_refresh(
+        venue_id=withdrawal.venue_id, asset=withdrawal.asset, only=[withdrawal_id]
+    )
+    return WithdrawalRequest.objects.get(pk=withdrawal_id)
+
+
+def _status_due(withdrawal: WithdrawalRequest, now: datetime) -> bool:
+    """Long-pending withdrawals are polled less often (venues.budget.status_poll_delay)."""
+    if withdrawal.last_checked_at is None:
+        return True
+    pending = (now - (withdrawal.submitted_at or withdrawal.updated_at)).total_seconds()
+    return withdrawal.last_checked_at + timedelta(seconds=status_poll_delay(pending)) <= now
+
+
+def _references_of(withdrawal: WithdrawalRequest) -> set[str]:
+    """Every venue reference we know for this withdrawal: the one it is booked under, those
+    its attempts were answered with, and those the submit journal recorded."""
+    known = {withdrawal.venue_reference} if withdrawal.venue_reference else set()
+    known |= set(withdrawal.attempts.exclude(reference="").values_list("reference", flat=True))
+    known |= set(SubmitJournal(withdrawal.venue.kind).references(withdrawal.request_id))
+    return known
+
+
+def withdrawal_statuses_refresh(
+    *, venue_id: int, asset: str, only: Sequence[int] | None = None
+) -> int:
+    """Poll one venue for every submitted withdrawal of one asset that is due, in one read of
+    its history where the venue allows (``statuses``), and look in the same answer for a second
+    venue withdrawal carrying one of our requests (a duplicate payment). Where our request id
+    itself travels in the venue's history (KuCoin's remark, 1Konto's instruction), each
+    withdrawal's ``traces`` are read too, since a late duplicate may have no reference of ours.
+
+    Returns how many withdrawals were polled. Evidence is kept for those whose status changed.
+    """
+    now = timezone.now()
+    rows = WithdrawalRequest.objects.select_related("venue").filter(
+        state=State.SUBMITTED, venue_id=venue_id, asset=asset
+    )
+    if only is not None:
+        rows = rows.filter(pk__in=only)
+    due = [w for w in rows.order_by("pk") if only is not None or _status_due(w, now)]
+    if not due:
+        return 0
+    references = {w.pk: _references_of(w) for w in due}
+    recorder = ExchangeRecorder()
+    client = client_for(due[0].venue, exchange_log=recorder, purpose=Purpose.STATUS)
+    traces: dict[int, list[VenueStatus]] = {}
+    try:
+        answers = client.statuses(
+            withdrawal_spec(due[0]), sorted(set().union(*references.values()))
+        )
+        if client.request_id_in_history:
+            traces = {w.pk: client.traces(withdrawal_spec(w)) for w in due}
+    except VenueError as exc:
+        logger.info("status of %s %s not available: %s", due[0].venue, asset, exc.message)
+        WithdrawalRequest.objects.filter(pk__in=[w.pk for w in due]).update(last_checked_at=now)
+        return 0
+    finally:
+        client.close()
+    changed: list[int] = []
+    for polled in due:
+        with transaction.atomic():
+            withdrawal = _lock(polled.pk)
+            if withdrawal.state != State.SUBMITTED:
+                continue
+            seen = {r: answers[r] for r in references[polled.pk] if r in answers} | {
+                t.reference: t for t in traces.get(polled.pk, [])
+            }
+            for reference, trace in seen.items():
+                if reference != withdrawal.venue_reference:
+                    _duplicate_record(withdrawal, reference, venue_status=trace.raw_status)
+            own = seen.get(withdrawal.venue_reference)
+            if own is None:  # not listed yet: the venue's history lags behind its answer
+                withdrawal.last_checked_at = now
+                withdrawal.save(update_fields=["last_checked_at"])
+                continue
+            before = (withdrawal.state, withdrawal.venue_status)
+            _apply_venue_status(withdrawal, own)
+            if (withdrawal.state, withdrawal.venue_status) != before:
+                changed.append(withdrawal.pk)
+    for pk in changed:
+        recorder.save_for(withdrawal_id=pk, purpose="status")
+    return len(due)
 
 
 def withdrawal_duplicates_cancel(*, withdrawal_id: int) -> list[str]:
@@ -1072,7 +1148,9 @@ def withdrawal_duplicates_cancel(*, withdrawal_id: int) -> list[str]:
         return []
     spec = withdrawal_spec(withdrawal)
     results: dict[int, str] = {}
-    with venue_call(withdrawal.venue, withdrawal_id=withdrawal_id, purpose="cancel") as client:
+    with venue_call(
+        withdrawal.venue, withdrawal_id=withdrawal_id, purpose="cancel", priority=Purpose.SUBMIT
+    ) as client:
         for duplicate in pending:
             if not duplicate.reference:
                 results[duplicate.pk] = "not cancellable: the venue's history gives it no id"
@@ -1144,7 +1222,9 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
     spec = withdrawal_spec(withdrawal)
     found: VenueStatus | None = None
     failure = ambiguity = ""
-    with venue_call(withdrawal.venue, withdrawal_id=withdrawal_id, purpose="reconcile") as client:
+    with venue_call(
+        withdrawal.venue, withdrawal_id=withdrawal_id, purpose="reconcile", priority=Purpose.SUBMIT
+    ) as client:
         idempotent = client.idempotent_submit
         try:
             found = client.find(spec)
@@ -1467,9 +1547,10 @@ def submission_intents_sweep() -> list[int]:
     return ids
 
 
-def withdrawals_needing_attention() -> dict[str, list[int]]:
-    """Ids the periodic refresh should look at: submitted ones to poll, unknown ones to
-    reconcile, and submissions whose lease has run out."""
+def withdrawals_needing_attention() -> dict[str, list[Any]]:
+    """What the periodic refresh should look at: the (venue, asset) pairs with submitted
+    withdrawals to poll (one batched read each), and the ids of unknown outcomes to reconcile
+    and of submissions whose lease has run out."""
     now = timezone.now()
     qs = WithdrawalRequest.objects
     unknown = qs.filter(state=State.OUTCOME_UNKNOWN).exclude(reconcile_after__gt=now)
@@ -1481,6 +1562,11 @@ def withdrawals_needing_attention() -> dict[str, list[int]]:
         if deadline is None or lease_expiry(deadline) <= now
     ]
     return {
-        "refresh": list(qs.filter(state=State.SUBMITTED).values_list("pk", flat=True)),
+        "refresh": list(
+            qs.filter(state=State.SUBMITTED)
+            .values_list("venue_id", "asset")
+            .distinct()
+            .order_by("venue_id", "asset")
+        ),
         "reconcile": list(unknown.values_list("pk", flat=True)) + lapsed,
     }

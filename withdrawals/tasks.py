@@ -33,11 +33,16 @@ def cancel_duplicates(withdrawal_id: int) -> None:
     services.withdrawal_duplicates_cancel(withdrawal_id=withdrawal_id)
 
 
+@shared_task(acks_late=True)
+def refresh_venue_statuses(venue_id: int, asset: str) -> None:
+    services.withdrawal_statuses_refresh(venue_id=venue_id, asset=asset)
+
+
 @shared_task
 def refresh_open_withdrawals() -> None:
     work = services.withdrawals_needing_attention()
-    for pk in work["refresh"]:
-        refresh_withdrawal_status.delay(pk)
+    for venue_id, asset in work["refresh"]:
+        refresh_venue_statuses.delay(venue_id, asset)
     for pk in work["reconcile"]:
         reconcile_withdrawal.delay(pk)
 

@@ -195,6 +195,9 @@ WITHDRAWAL_APPROVAL_QUORUM = int(os.environ.get("WITHDRAWAL_APPROVAL_QUORUM", "1
 # A pending withdrawal nobody approves within this many hours expires.
 WITHDRAWAL_EXPIRY_HOURS = int(os.environ.get("WITHDRAWAL_EXPIRY_HOURS", "72"))
 VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
+# The tier of our Kraken keys' call counter (venues.kraken.client.RATE_TIERS); "" counts nothing
+# (an account without a counter, or a sandbox with it switched off).
+VENUE_KRAKEN_RATE_TIER = os.environ.get("VENUE_KRAKEN_RATE_TIER", "starter")
 # The submission lease: a worker's whole venue exchange for one attempt (address check, quote
 # re-check, send) must end within this many seconds. The worker refuses to send a request after
 # it (venues.deadline), and Celery kills the task shortly after it (hard time limit). When an

@@ -24,3 +24,6 @@ CREDENTIALS_KEY = CREDENTIALS_KEYS[0]
 AUDIT_HMAC_KEY = secrets.token_urlsafe(48)
 # Checkpoints of this test process only, never the demo's var/ directory.
 AUDIT_CHECKPOINT_DIR = tempfile.mkdtemp(prefix="countersign-checkpoints-")
+# Factory venues switch the sandbox's Kraken call counter off, so ours counts nothing either
+# (tests/venues/kraken and the integration suite set the starter tier where they mean it).
+VENUE_KRAKEN_RATE_TIER = ""

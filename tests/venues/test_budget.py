@@ -26,6 +26,13 @@ from venues.sandbox.app import SandboxRequest, SandboxResponse
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def starter_tier(settings):
+    """Our budget at the starter tier, as the sandbox keys these tests seed."""
+    settings.VENUE_KRAKEN_RATE_TIER = "starter"
+
+
 STARTER = BudgetRule(capacity=15, decay_per_second=0.33)
 
 

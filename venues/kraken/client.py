@@ -213,6 +213,7 @@ class KrakenClient:
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = False
     supports_fee_cap: ClassVar[bool] = True
+    request_id_in_history: ClassVar[bool] = False
     quote_creates_request: ClassVar[bool] = False  # WithdrawInfo is a read
 
     def __init__(
@@ -230,7 +231,7 @@ class KrakenClient:
         self._nonces = nonces
         self._nonce_scope = nonce_scope(self.kind, credentials.api_key)
         self._purpose = purpose
-        tier = getattr(settings, "VENUE_KRAKEN_RATE_TIER", "starter")
+        tier = settings.VENUE_KRAKEN_RATE_TIER
         self._budget = CallBudget(self._nonce_scope, RATE_TIERS[tier]) if tier else None
 
     def __repr__(self) -> str:  # never let a key or secret reach a log through repr()

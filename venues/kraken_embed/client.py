@@ -155,6 +155,7 @@ class KrakenEmbedClient:
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = True
     supports_fee_cap: ClassVar[bool] = True
+    request_id_in_history: ClassVar[bool] = False
     quote_creates_request: ClassVar[bool] = False  # a preview creates nothing
 
     def __init__(

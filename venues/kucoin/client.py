@@ -156,6 +156,7 @@ class KucoinClient:
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = False
     supports_fee_cap: ClassVar[bool] = False
+    request_id_in_history: ClassVar[bool] = True  # the remark
     quote_creates_request: ClassVar[bool] = False  # the quotas call is a read
 
     def __init__(

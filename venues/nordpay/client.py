@@ -159,6 +159,7 @@ class NordPayClient:
     supports_quote: ClassVar[bool] = True
     idempotent_submit: ClassVar[bool] = False
     supports_fee_cap: ClassVar[bool] = True
+    request_id_in_history: ClassVar[bool] = False
     # Every quote creates a withdraw request at the venue: a requester's typing must not ask
     # for one, only an explicit "Get quote" (withdrawal_preview).
     quote_creates_request: ClassVar[bool] = True

@@ -222,6 +222,7 @@ class OneKontoClient:
     supports_quote: ClassVar[bool] = False
     idempotent_submit: ClassVar[bool] = False
     supports_fee_cap: ClassVar[bool] = False
+    request_id_in_history: ClassVar[bool] = True  # the instruction
     quote_creates_request: ClassVar[bool] = False  # no quote call at all
 
     def __init__(
