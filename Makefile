@@ -15,6 +15,7 @@ help:
 	@echo "make run    start the demo (SQLite, sandbox venues, seeded users)"
 	@echo "make test   install what is needed and run the whole suite"
 	@echo "make lint   ruff check and format check"
+	@echo "make bench  seed PostgreSQL at scale (BENCH_SCALE, default 1) and measure; writes docs/bench.md"
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found. Install one, or set PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -31,6 +32,9 @@ run: install
 
 test: install
 	scripts/run-tests.sh
+
+bench: install
+	scripts/bench.sh
 
 lint: install
 	$(VENV)/bin/ruff check .
