@@ -9,8 +9,9 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django_otp import user_has_device
 
-# Paths reachable before the second factor: the login steps themselves, static files, health.
-OPEN_PREFIXES = ("/static/", "/healthz")
+# Paths reachable before the second factor: the login steps themselves, static files, health,
+# and metrics (which admits only its configured addresses or bearer token, config.metrics).
+OPEN_PREFIXES = ("/static/", "/healthz", "/metrics")
 
 
 class RequireVerifiedUserMiddleware:

@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config.health import healthz
+from config.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("people/", include("accounts.people_urls")),
     path("venues/", include("venues.urls")),

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
+import time
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import httpx
 
+from config.metrics import observe_venue_call
+
 from .interface import VenueOutcomeUnknown, VenueUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def compact_json(data: Any) -> bytes:
@@ -40,16 +47,51 @@ def send(http: httpx.Client, request: httpx.Request, *, mutating: bool) -> httpx
     A failure to connect means nothing reached the venue. Anything later (a read timeout, a
     dropped connection) may have reached it: for a mutating call that is ``outcome unknown``.
     5xx answers are handled by the caller, which knows the venue's envelope.
+
+    Every call is logged and counted (venue, endpoint, outcome, duration): only the URL's path,
+    never its query, headers or body, which carry keys, signatures and tokens.
     """
+    venue = _calling_venue()
+    endpoint = request.url.path
+    started = time.monotonic()
+    outcome = "error"
     try:
-        return http.send(request)
+        response = http.send(request)
+        outcome = f"http_{response.status_code}"
+        return response
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        outcome = "unreachable"
         raise VenueUnavailable(f"Venue unreachable: {type(exc).__name__}") from exc
     except httpx.TransportError as exc:
+        outcome = "no_answer"
         message = f"No answer from the venue ({type(exc).__name__})"
         if mutating:
             raise VenueOutcomeUnknown(message + "; it may have accepted the request") from exc
         raise VenueUnavailable(message) from exc
+    finally:
+        seconds = time.monotonic() - started
+        observe_venue_call(venue=venue, endpoint=endpoint, outcome=outcome, seconds=seconds)
+        log.info(
+            "venue call %s %s: %s in %.0f ms",
+            venue,
+            endpoint,
+            outcome,
+            seconds * 1000,
+            extra={
+                "venue": venue,
+                "endpoint": endpoint,
+                "outcome": outcome,
+                "duration_ms": round(seconds * 1000, 1),
+            },
+        )
+
+
+def _calling_venue() -> str:
+    # Every client lives in venues/<kind>/client.py and calls send() directly, so the caller's
+    # module names the venue without widening send()'s signature in five clients.
+    module = sys._getframe(2).f_globals.get("__name__", "")
+    parts = module.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "venues" else "unknown"
 
 
 def server_error(response: httpx.Response, *, mutating: bool, message: str = "") -> None:

@@ -32,6 +32,7 @@ from accounts.services import totp_code_verify
 from audit.actions import AuditAction
 from audit.exchanges import ExchangeRecorder
 from audit.services import audit_event_record, json_safe
+from config.observability import bind_attempt
 from venues.budget import Purpose, status_poll_delay
 from venues.interface import (
     Quote as VenueQuote,
@@ -733,6 +734,7 @@ def _attempt_open(withdrawal: WithdrawalRequest, *, resubmission: bool = False) 
     deadline = now + timedelta(seconds=settings.SUBMIT_DEADLINE_SECONDS)
     withdrawal.attempts.filter(finished_at__isnull=True).update(superseded=True)
     withdrawal.attempt += 1
+    bind_attempt(withdrawal.attempt)  # the task's later log lines name this attempt
     SubmissionAttempt.objects.create(
         withdrawal=withdrawal,
         number=withdrawal.attempt,

@@ -78,7 +78,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that every later reader of REMOTE_ADDR sees the client, not our proxy.
+    # Outermost: every response carries X-Request-ID and every log line the request's id.
+    "config.observability.RequestContextMiddleware",
+    # Next, so that every later reader of REMOTE_ADDR sees the client, not our proxy.
     "config.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -287,11 +289,41 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Logs: "json" writes one JSON object per line (production's default), "plain" a readable line
+# (the demo's). Both carry the request id, user id, and a task's withdrawal id and attempt.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "config.observability.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "config.observability.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "config.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT if LOG_FORMAT in ("plain", "json") else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# /metrics (Prometheus) answers scrapes from these addresses or CIDR blocks, or bearing
+# "Authorization: Bearer METRICS_TOKEN"; with neither set, nobody (403).
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# Error reporting: Sentry (or a compatible service) when set, for web and worker alike
+# (config.errors); credentials, TOTP codes and cookies are scrubbed before anything is sent.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT", "")
+
+from config.errors import init_error_reporting  # noqa: E402
+
+init_error_reporting(SENTRY_DSN, environment=SENTRY_ENVIRONMENT)

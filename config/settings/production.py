@@ -71,6 +71,9 @@ _weak = production_key_errors(
 if _weak:
     raise ImproperlyConfigured("Production refuses weak or public secrets: " + " | ".join(_weak))
 DEBUG = False
+# Log shippers read JSON lines; LOG_FORMAT=plain still gives readable lines when wanted.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
+LOGGING["handlers"]["console"]["formatter"] = "plain" if LOG_FORMAT == "plain" else "json"  # noqa: F405
 ALLOWED_HOSTS = required_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = required_list("CSRF_TRUSTED_ORIGINS")
 
@@ -133,7 +136,8 @@ VENUE_HOSTS_RESTRICTED = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 # /healthz is probed over plain HTTP from inside the host (load balancer, orchestrator).
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# So is /metrics, by Prometheus on the internal network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
