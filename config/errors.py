@@ -75,8 +75,7 @@ def init_error_reporting(dsn: str, *, environment: str = "") -> bool:
         dsn=dsn,
         environment=environment or None,
         integrations=[DjangoIntegration(), CeleryIntegration(), LoggingIntegration()],
-        # Request bodies and personal data stay home; scrub_event covers what remains.
-        send_default_pii=False,
+        # Request bodies stay home; scrub_event covers what remains (locals, extras, headers).
         max_request_body_size="never",
         include_local_variables=True,
         before_send=scrub_event,
