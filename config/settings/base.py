@@ -314,6 +314,10 @@ LOGGING = {
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
+# The worker and beat keep this configuration: Celery would otherwise replace the root handler
+# with its own plain format, and task lines would lose their JSON and withdrawal id.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
 # /metrics (Prometheus) answers scrapes from these addresses or CIDR blocks, or bearing
 # "Authorization: Bearer METRICS_TOKEN"; with neither set, nobody (403).
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "")
