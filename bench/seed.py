@@ -67,10 +67,17 @@ def _person(username: str, roles: list[str], **extra: object) -> object:
     return user
 
 
-def seed(*, scale: float, quiet: bool = False) -> Seeded:
-    """Create the reference rows, then ``scale`` x 1M withdrawals and 5M audit events."""
-    n_withdrawals = max(int(FULL_WITHDRAWALS * scale), 200)
-    n_events = max(int(FULL_AUDIT_EVENTS * scale), 1000)
+def seed(
+    *,
+    scale: float,
+    quiet: bool = False,
+    withdrawals: int | None = None,
+    audit_events: int | None = None,
+) -> Seeded:
+    """Create the reference rows, then ``scale`` x 1M withdrawals and 5M audit events (or the
+    counts given)."""
+    n_withdrawals = withdrawals or max(int(FULL_WITHDRAWALS * scale), 200)
+    n_events = audit_events or max(int(FULL_AUDIT_EVENTS * scale), 1000)
     result = Seeded(withdrawals=n_withdrawals, audit_events=n_events)
     result.auditor = _person("bench-auditor", ["auditor"])
     result.approver = _person("bench-approver", ["approver"])
