@@ -17,7 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from factory.django import DjangoModelFactory
 
 from venues.models import Venue
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from whitelist.models import AddressState, WhitelistedAddress
 from withdrawals.models import State, WithdrawalRequest
 

@@ -1,66 +1,43 @@
-"""Which client and which sandbox serve each venue kind, and how a client is built."""
+"""Which client serves each venue kind, and how a client is built.
+
+Sandboxes are not imported here: a ``sandbox://`` venue is served by venues.sandbox.registry,
+loaded by name only where the settings turn sandboxes on (the demo and the tests).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .budget import Purpose
 from .deadline import DeadlineTransport
 from .interface import VenueClient, VenueCredentials, VenueSettings
 from .nonces import DatabaseNonceSource
-from .sandbox.app import SandboxApp
-from .sandbox.store import SandboxStore
-from .sandbox.transport import InProcessTransport
 
 if TYPE_CHECKING:
     from .models import Venue
 
 ExchangeLog = Callable[[httpx.Request, "httpx.Response | None"], None]
 
-# kind -> (client class, sandbox class). Each pair is one package under venues/.
-KINDS: dict[str, tuple[str, str]] = {
-    "kraken": ("venues.kraken.client.KrakenClient", "venues.kraken.sandbox.KrakenSandbox"),
-    "kraken_embed": (
-        "venues.kraken_embed.client.KrakenEmbedClient",
-        "venues.kraken_embed.sandbox.KrakenEmbedSandbox",
-    ),
-    "kucoin": ("venues.kucoin.client.KucoinClient", "venues.kucoin.sandbox.KucoinSandbox"),
-    "onekonto": (
-        "venues.onekonto.client.OneKontoClient",
-        "venues.onekonto.sandbox.OneKontoSandbox",
-    ),
-    "nordpay": ("venues.nordpay.client.NordPayClient", "venues.nordpay.sandbox.NordPaySandbox"),
+# kind -> client class. Each kind is one package under venues/ (its sandbox beside it).
+KINDS: dict[str, str] = {
+    "kraken": "venues.kraken.client.KrakenClient",
+    "kraken_embed": "venues.kraken_embed.client.KrakenEmbedClient",
+    "kucoin": "venues.kucoin.client.KucoinClient",
+    "onekonto": "venues.onekonto.client.OneKontoClient",
+    "nordpay": "venues.nordpay.client.NordPayClient",
 }
 SANDBOX_SCHEME = "sandbox://"
-
-
-def _load(dotted: str) -> Any:
-    module, _, name = dotted.rpartition(".")
-    return getattr(import_module(module), name)
+SANDBOX_TRANSPORT = "venues.sandbox.registry.in_process_transport"
 
 
 def client_class(kind: str) -> type[VenueClient]:
-    return _load(KINDS[kind][0])
-
-
-@cache
-def _store(path: str) -> SandboxStore:
-    return SandboxStore(path)
-
-
-def sandbox_for(kind: str) -> SandboxApp:
-    """The sandbox of ``kind``, on the state file named by settings.VENUE_SANDBOX_DB."""
-    app_class = _load(KINDS[kind][1])
-    return app_class(
-        _store(settings.VENUE_SANDBOX_DB), settle_seconds=settings.VENUE_SANDBOX_SETTLE_SECONDS
-    )
+    return import_string(KINDS[kind])
 
 
 class SandboxesOffTransport(httpx.BaseTransport):
@@ -92,7 +69,7 @@ def build_client(
     if base_url.startswith(SANDBOX_SCHEME):
         # Production turns sandboxes off: such a venue is unreachable, and nothing is sent.
         transport: httpx.BaseTransport | None = (
-            InProcessTransport(sandbox_for(kind))
+            import_string(SANDBOX_TRANSPORT)(kind)
             if settings.VENUE_SANDBOXES_ENABLED
             else SandboxesOffTransport()
         )

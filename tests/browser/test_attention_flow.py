@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import SERVER_LOCK
 from tests.browser.test_flow import KRAKEN, TIMEOUT_MS, current_code, sign_in
 from venues.models import Venue
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from whitelist.models import WhitelistedAddress
 from withdrawals import services
 from withdrawals.models import State, WithdrawalRequest

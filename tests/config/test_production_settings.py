@@ -199,3 +199,19 @@ def test_production_turns_sandboxes_off_and_restricts_venue_hosts(tmp_path):
     result = manage("shell", "-v", "0", "-c", code, env=env, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "False"]
+
+
+def test_production_builds_every_client_without_importing_a_sandbox(tmp_path):
+    """Production has no emulator that accepts any withdrawal: building a client of every
+    kind, and even one for a stray sandbox:// URL, loads no sandbox module."""
+    code = (
+        "import sys; from venues.registry import KINDS, build_client; "
+        "from venues.interface import VenueCredentials; "
+        "creds = VenueCredentials(api_key='k', api_secret='c2VjcmV0', passphrase='p'); "
+        "[build_client(kind=k, base_url=u, credentials=creds).close() "
+        " for k in KINDS for u in ('https://api.kraken.com', 'sandbox://' + k)]; "
+        "print(sorted(m for m in sys.modules if 'sandbox' in m))"
+    )
+    result = manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

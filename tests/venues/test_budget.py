@@ -21,8 +21,9 @@ from venues.budget import (
 )
 from venues.interface import VenueUnavailable, WithdrawalSpec
 from venues.kraken.sandbox import KrakenSandbox
-from venues.registry import build_client, sandbox_for
+from venues.registry import build_client
 from venues.sandbox.app import SandboxRequest, SandboxResponse
+from venues.sandbox.registry import sandbox_for
 
 pytestmark = pytest.mark.django_db
 
@@ -219,7 +220,7 @@ def test_a_preview_and_a_submit_on_one_key_never_race_their_nonces(monkeypatch):
     seed = sandbox.seed()
     sandbox.account_upsert(seed.credentials.api_key, rate_tier="")
     held = HeldFirstRequest(sandbox.store)
-    monkeypatch.setattr("venues.registry.sandbox_for", lambda kind: held)
+    monkeypatch.setattr("venues.sandbox.registry.sandbox_for", lambda kind: held)
     outcomes: dict[str, object] = {}
 
     def run(name: str, call) -> None:

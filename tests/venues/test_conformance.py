@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.utils.module_loading import import_string
 
 from venues import interface
 from venues.interface import (
@@ -25,7 +26,8 @@ from venues.interface import (
 )
 from venues.journal import SubmitJournal
 from venues.models import SubmitAttempt
-from venues.registry import KINDS, _load, build_client, sandbox_for
+from venues.registry import KINDS, build_client
+from venues.sandbox.registry import SANDBOXES, sandbox_for
 
 pytestmark = pytest.mark.django_db
 
@@ -423,7 +425,7 @@ def test_the_test_table_covers_every_error_each_sandbox_can_answer():
     """The sandboxes list the errors they render; the expected outcomes stay in this file."""
     for kind in ALL_KINDS:
         written = {error for error, _status, _outcome in DOCUMENTED[kind]}
-        rendered = set(_load(KINDS[kind][1]).DOCUMENTED_ERRORS)
+        rendered = set(import_string(SANDBOXES[kind]).DOCUMENTED_ERRORS)
         assert rendered - written <= _UNDOCUMENTED_BY_THE_VENUE[kind], kind
 
 
@@ -453,7 +455,7 @@ def test_every_kind_documents_errors():
 
 def _mode_combinations():
     for kind in ALL_KINDS:
-        modes = _load(KINDS[kind][1]).MODES
+        modes = import_string(SANDBOXES[kind]).MODES
         names = sorted(modes)
         for values in itertools.product(*(modes[n] for n in names)):
             combination = dict(zip(names, values, strict=True))

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from audit.models import AuditEvent
 from tests.factories import UserFactory, VenueFactory
 from venues.models import Venue, VenueChange, VenueChangeState
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from venues.services import (
     VenueConfigError,
     venue_bootstrap,

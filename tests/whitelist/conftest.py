@@ -9,7 +9,7 @@ import pytest
 
 from tests.factories import UserFactory
 from venues.models import Venue
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from whitelist import services
 from whitelist.models import WhitelistedAddress
 

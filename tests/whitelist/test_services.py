@@ -362,7 +362,7 @@ def test_memo_mismatch_at_the_venue_is_drift(carol, fresh_code):
 
 
 def sandbox_account_memo(venue, key, memo):
-    from venues.registry import sandbox_for
+    from venues.sandbox.registry import sandbox_for
 
     sandbox = sandbox_for("kraken")
     api_key = venue.credentials.api_key

@@ -6,6 +6,7 @@ import pytest
 
 from tests.factories import UserFactory, VenueFactory, WhitelistedAddressFactory, good_amount
 from tests.whitelist.conftest import embed_repoint_key
+from venues.sandbox.registry import sandbox_for
 from whitelist import services as whitelist_services
 from whitelist.models import AddressState
 from withdrawals import services
@@ -105,8 +106,6 @@ def test_venue_key_repointed_before_submission_fails_it_without_a_venue_call(
     address = WhitelistedAddressFactory(venue=venue, destination=0)
     withdrawal = approve(create(alice, address), bob, fresh_code(bob))
     embed_repoint_key(venue, key=address.venue_key, address="1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2")
-    from venues.registry import sandbox_for
-
     services.withdrawal_submit(withdrawal_id=withdrawal.pk)
     after = sent(withdrawal)
     assert after.state == State.FAILED
@@ -126,8 +125,6 @@ def test_kraken_spot_key_repointed_before_submission_fails_it_without_a_venue_ca
     venue = VenueFactory(kind="kraken")
     address = WhitelistedAddressFactory(venue=venue, destination=0)
     withdrawal = approve(create(alice, address), bob, fresh_code(bob))
-    from venues.registry import sandbox_for
-
     sandbox = sandbox_for("kraken")
     api_key = venue.credentials.api_key
     with sandbox.store.tx() as tx:
@@ -151,8 +148,6 @@ def test_venue_that_cannot_list_addresses_defers_the_submission(
     venue = VenueFactory(kind="kraken_embed")
     address = WhitelistedAddressFactory(venue=venue, destination=0)
     withdrawal = approve(create(alice, address), bob, fresh_code(bob))
-    from venues.registry import sandbox_for
-
     sandbox = sandbox_for("kraken_embed")
     sandbox.inject("http_error", path="/b2b/funds/withdrawals/addresses", status=503)
     services.withdrawal_submit(withdrawal_id=withdrawal.pk)

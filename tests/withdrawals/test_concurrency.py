@@ -17,7 +17,7 @@ from django.db import close_old_connections, connection
 from tests.factories import VenueFactory, WhitelistedAddressFactory
 from tests.withdrawals.test_exactly_once import reconcile, unknown_after_timeout
 from tests.withdrawals.test_services import approved, create
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from withdrawals import services
 from withdrawals.models import State, SubmissionAttempt, WithdrawalRequest
 

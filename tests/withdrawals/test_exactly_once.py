@@ -35,7 +35,8 @@ from tests.withdrawals.test_services import (
 from venues.interface import VenueAmbiguous, VenueState
 from venues.kucoin import sandbox as kucoin_sandbox
 from venues.models import SubmitAttempt
-from venues.registry import client_for, sandbox_for
+from venues.registry import client_for
+from venues.sandbox.registry import sandbox_for
 from whitelist.models import AddressState
 from withdrawals import services
 from withdrawals.models import (

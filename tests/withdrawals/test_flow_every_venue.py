@@ -16,7 +16,8 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from venues.models import Venue
-from venues.registry import KINDS, sandbox_for
+from venues.registry import KINDS
+from venues.sandbox.registry import sandbox_for
 from whitelist.models import WhitelistedAddress
 from withdrawals.models import State, WithdrawalRequest
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from tests.factories import VENUE_KIND, good_amount
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from withdrawals import services, tasks
 from withdrawals.models import State, SubmissionIntent
 

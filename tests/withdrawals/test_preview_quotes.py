@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from tests.factories import VenueFactory, WhitelistedAddressFactory, good_amount
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from withdrawals import services
 
 pytestmark = pytest.mark.django_db

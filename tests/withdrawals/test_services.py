@@ -30,7 +30,7 @@ from tests.factories import (
     destination_of,
     good_amount,
 )
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from whitelist.models import AddressState
 from withdrawals import services
 from withdrawals.forms import WithdrawalForm

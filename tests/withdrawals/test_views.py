@@ -14,7 +14,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from tests.conftest import verified_login
 from tests.factories import VENUE_KIND, WithdrawalFactory, good_amount
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from withdrawals import services
 from withdrawals.models import Approval, State, WithdrawalRequest
 

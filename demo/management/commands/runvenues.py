@@ -8,7 +8,8 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from venues.registry import KINDS, sandbox_for
+from venues.registry import KINDS
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.server import LoopbackServer
 
 

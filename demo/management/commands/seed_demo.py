@@ -14,7 +14,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.services import audit_event_record
 from venues.models import Venue
-from venues.registry import KINDS, sandbox_for
+from venues.registry import KINDS
+from venues.sandbox.registry import sandbox_for
 from whitelist.models import AddressState, WhitelistedAddress
 
 # Fixed secrets so a person can add the demo users to an authenticator once and keep them.

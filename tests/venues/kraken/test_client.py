@@ -37,7 +37,8 @@ from venues.kraken.client import (
 )
 from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
-from venues.registry import build_client, sandbox_for
+from venues.registry import build_client
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.server import LoopbackServer
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ import pytest
 from venues.kraken import sandbox as kraken_sandbox
 from venues.kraken.client import sign
 from venues.kraken.sandbox import KrakenSandbox
-from venues.registry import sandbox_for
 from venues.sandbox.app import SandboxRequest
+from venues.sandbox.registry import sandbox_for
 
 _nonces = itertools.count(time.time_ns())
 

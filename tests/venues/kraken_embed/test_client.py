@@ -26,7 +26,8 @@ from venues.kraken_embed.client import ERROR_OUTCOMES, STATUS_MAP, KrakenEmbedCl
 from venues.kraken_embed.sandbox import KrakenEmbedSandbox
 from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
-from venues.registry import build_client, sandbox_for
+from venues.registry import build_client
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.server import LoopbackServer
 from venues.sandbox.transport import InProcessTransport
 

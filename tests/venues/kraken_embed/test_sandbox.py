@@ -13,8 +13,8 @@ import pytest
 from venues.kraken_embed import sandbox as embed_sandbox
 from venues.kraken_embed.client import sign
 from venues.kraken_embed.sandbox import KrakenEmbedSandbox
-from venues.registry import sandbox_for
 from venues.sandbox.app import SandboxRequest, SandboxResponse, SandboxSeed
+from venues.sandbox.registry import sandbox_for
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from venues.registry import build_client, sandbox_for
+from venues.registry import build_client
+from venues.sandbox.registry import sandbox_for
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ from venues.kucoin.client import (
 from venues.kucoin.sandbox import NOT_CANCELLABLE, KucoinSandbox
 from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
-from venues.registry import build_client, sandbox_for
+from venues.registry import build_client
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.server import LoopbackServer
 
 from .support import make_spec

@@ -30,7 +30,8 @@ from venues.interface import (
 from venues.models import SubmitAttempt
 from venues.nonces import DatabaseNonceSource
 from venues.nordpay.client import STATUS_MAP, NordPayClient, error_text
-from venues.registry import build_client, sandbox_for
+from venues.registry import build_client
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.server import LoopbackServer
 
 pytestmark = pytest.mark.django_db

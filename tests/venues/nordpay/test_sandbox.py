@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from venues.registry import sandbox_for
 from venues.sandbox.app import SandboxRequest
+from venues.sandbox.registry import sandbox_for
 
 TRON = "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7"
 

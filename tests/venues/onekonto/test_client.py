@@ -37,7 +37,8 @@ from venues.onekonto.client import (
     venue_message,
 )
 from venues.onekonto.sandbox import VENUE_ASSETS, OneKontoSandbox
-from venues.registry import build_client, sandbox_for
+from venues.registry import build_client
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.server import LoopbackServer
 from venues.sandbox.transport import InProcessTransport
 

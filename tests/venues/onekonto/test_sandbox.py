@@ -10,7 +10,7 @@ import pytest
 
 from venues.onekonto.client import password_hash
 from venues.onekonto.sandbox import OneKontoSandbox
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.transport import InProcessTransport
 
 LOGIN = "/api/v1/identity/jwt"
