@@ -13,6 +13,7 @@ from django.urls import path
 
 import config.urls
 from config.observability import ContextFilter, JsonFormatter
+from tests.config.test_production_settings import PRODUCTION_ENV, manage
 from tests.withdrawals.test_services import approved, create
 from withdrawals import tasks
 from withdrawals.models import State, WithdrawalRequest
@@ -115,3 +116,15 @@ def test_a_task_about_no_withdrawal_names_none(captured):
     tasks.sweep_submission_intents.apply()
     logging.getLogger("tests.after").info("after")
     assert "withdrawal_id" not in captured.parsed()[-1]
+
+
+def test_production_writes_json_lines_and_the_demo_readable_ones(tmp_path):
+    code = "import logging; logging.getLogger('countersign.probe').warning('probe line')"
+    production = manage("shell", "-c", code, env=PRODUCTION_ENV, tmp_path=tmp_path)
+    assert production.returncode == 0, production.stderr
+    line = next(ln for ln in production.stderr.splitlines() if "probe line" in ln)
+    assert json.loads(line)["logger"] == "countersign.probe"
+
+    demo = manage("shell", "-c", code, env={"LOG_FORMAT": "plain"}, tmp_path=tmp_path)
+    line = next(ln for ln in demo.stderr.splitlines() if "probe line" in ln)
+    assert "WARNING countersign.probe probe line" in line
