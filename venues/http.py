@@ -52,7 +52,7 @@ def send(http: httpx.Client, request: httpx.Request, *, mutating: bool) -> httpx
     never its query, headers or body, which carry keys, signatures and tokens.
     """
     venue = _calling_venue()
-    endpoint = request.url.path
+    endpoint = endpoint_label(request.url.path)
     started = time.monotonic()
     outcome = "error"
     try:
@@ -84,6 +84,15 @@ def send(http: httpx.Client, request: httpx.Request, *, mutating: bool) -> httpx
                 "duration_ms": round(seconds * 1000, 1),
             },
         )
+
+
+def endpoint_label(path: str) -> str:
+    """The path with account numbers and ids replaced by ``{id}``: one label per endpoint for
+    the metrics, and no account number in the logs."""
+    return "/".join(
+        "{id}" if sum(c.isdigit() for c in part) >= 4 or len(part) >= 24 else part
+        for part in path.split("/")
+    )
 
 
 def _calling_venue() -> str:

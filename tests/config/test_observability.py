@@ -15,6 +15,7 @@ import config.urls
 from config.observability import ContextFilter, JsonFormatter
 from tests.config.test_production_settings import PRODUCTION_ENV, manage
 from tests.withdrawals.test_services import approved, create
+from venues.http import endpoint_label
 from withdrawals import tasks
 from withdrawals.models import State, WithdrawalRequest
 
@@ -128,3 +129,19 @@ def test_production_writes_json_lines_and_the_demo_readable_ones(tmp_path):
     demo = manage("shell", "-c", code, env={"LOG_FORMAT": "plain"}, tmp_path=tmp_path)
     line = next(ln for ln in demo.stderr.splitlines() if "probe line" in ln)
     assert "WARNING countersign.probe probe line" in line
+
+
+@pytest.mark.parametrize(
+    ("path", "label"),
+    [
+        ("/0/private/WithdrawInfo", "/0/private/WithdrawInfo"),
+        (
+            "/api/v1/accounting/account/100200300/request/withdraw",
+            "/api/v1/accounting/account/{id}/request/withdraw",
+        ),
+        ("/api/v1/withdrawals/5c2dc64e03aa675aa263f1ac", "/api/v1/withdrawals/{id}"),
+        ("/b2b/funds/withdrawals/methods/", "/b2b/funds/withdrawals/methods/"),
+    ],
+)
+def test_venue_endpoints_are_labelled_without_ids(path, label):
+    assert endpoint_label(path) == label
