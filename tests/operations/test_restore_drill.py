@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -75,6 +76,8 @@ def _operator_env(**extra: str) -> dict[str, str]:
         "COUNTERSIGN_AUDIT_KEY": settings.AUDIT_HMAC_KEY,
         "COUNTERSIGN_CREDENTIALS_KEYS": ",".join(settings.CREDENTIALS_KEYS),
         "COUNTERSIGN_AUDIT_CHECKPOINT_DIR": settings.AUDIT_CHECKPOINT_DIR,
+        # restore.sh runs manage.py with this interpreter, wherever the venv lives.
+        "PYTHON": sys.executable,
         **extra,
     }
 
@@ -137,7 +140,7 @@ def test_backup_while_writing_restores_verifies_and_reconciles_without_resending
     restored = _run("scripts/restore.sh", str(backup_dir), _url(new_database), env=_operator_env())
     assert restored.returncode == 0, restored.stdout + restored.stderr
     verified = _run(
-        ".venv/bin/python",
+        sys.executable,
         "manage.py",
         "verify_audit",
         "--no-record",
