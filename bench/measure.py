@@ -295,7 +295,10 @@ def machine() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         pg = cursor.fetchone()[0]
+    # Other work on the machine moves every figure: the load at the end of the run says how much.
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
-        f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+        f"{cpu}, {os.cpu_count()} cores{memory}, load average {load}; "
+        f"{platform.system()} {platform.release()}; "
         f"PostgreSQL {pg} (fsync off, throwaway); Python {platform.python_version()}"
     )
