@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch, Q, QuerySet, Subquery
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.roles import APPROVER, AUDITOR, has_role
@@ -57,10 +57,12 @@ def withdrawals_filtered(*, user: Any, filters: dict[str, Any]) -> QuerySet[With
             Q(address__icontains=q) | Q(venue_reference__icontains=q) | Q(note__icontains=q)
         )
     if filters.get("user"):
-        # A scalar subquery, not a join: PostgreSQL then reads the requester's own index
-        # (requested_by, -id) instead of walking every withdrawal for an unknown name.
-        requester = get_user_model().objects.filter(username=filters["user"]).values("pk")[:1]
-        qs = qs.filter(requested_by_id=Subquery(requester))
+        # The requester's id first, so PostgreSQL plans with a value it has statistics for
+        # (a join, or a subquery's parameter, made it walk every withdrawal for an unknown name)
+        # and an unknown name costs no walk at all.
+        users = get_user_model().objects.filter(username=filters["user"])
+        requester = users.values_list("pk", flat=True).first()
+        qs = qs.filter(requested_by_id=requester) if requester else qs.none()
     if filters.get("amount_min") is not None:
         qs = qs.filter(amount__gte=filters["amount_min"])
     if filters.get("amount_max") is not None:

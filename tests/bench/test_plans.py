@@ -31,10 +31,10 @@ def _plan(qs) -> str:
         ({"q": "abc"}, "withdrawal_note_trgm"),
         ({"asset": "btc"}, "withdrawal_asset_upper_id_idx"),
         # The requester's id, looked up first, then an index that leads with requested_by.
-        ({"user": "nobody"}, "Index Cond: (requested_by_id ="),
+        ({"user": "alice"}, "Index Cond: (requested_by_id ="),
     ],
 )
-def test_withdrawal_history_filters_use_their_index(dave, filters, expected):
+def test_withdrawal_history_filters_use_their_index(dave, alice, filters, expected):
     qs = withdrawals_filtered(user=dave, filters=filters).order_by("-id")[:51]
     assert expected in _plan(qs)
 
@@ -51,3 +51,9 @@ def test_audit_table_keeps_no_index_that_nothing_reads(db):
     assert not [d for d in definitions if "(hash varchar_pattern_ops)" in d]
     assert not [d for d in definitions if d.endswith("(actor_id)")]
     assert len(definitions) == 9
+
+
+def test_an_unknown_requester_costs_one_lookup_and_no_walk(dave, django_assert_num_queries):
+    qs = withdrawals_filtered(user=dave, filters={"user": "nobody"})
+    with django_assert_num_queries(0):
+        assert list(qs) == []
