@@ -3,8 +3,10 @@
 #
 #   scripts/services.sh start    install if missing, start both, print the environment to use
 #   scripts/services.sh stop     stop both and delete their data
-#   scripts/services.sh env      print DATABASE_URL, COUNTERSIGN_OWNER_DATABASE_URL, REDIS_URL
-#                                (as export lines)
+#   scripts/services.sh env      print DATABASE_URL (the owner: the test process creates and
+#                                migrates databases, as a deploy's migrate does),
+#                                COUNTERSIGN_APP_DATABASE_URL (the application role the web and
+#                                worker processes of the integration tests use) and REDIS_URL
 #   scripts/services.sh status   exit 0 when both are running
 #   scripts/services.sh redis-stop | redis-start   (the broker-outage tests use these)
 #
@@ -24,11 +26,10 @@ PG_SOCK=$PG_DIR/sock
 PG_LOG=$PG_DIR/postgres.log
 REDIS_DIR=$STATE_DIR/redis
 # Two roles, as in production: the owner runs migrations and owns every table; the application
-# role (DATABASE_URL) owns nothing, so on the audit tables it gets no UPDATE, DELETE, TRUNCATE or
-# trigger rights (audit.db_roles, applied by `migrate` as the owner with COUNTERSIGN_DB_APP_ROLE).
-# The application role has CREATEDB only because pytest-django creates its throwaway test
-# database itself; tests/audit/test_db_roles.py migrates a database as the owner and checks
-# what the application role is refused.
+# role owns nothing, so on the audit tables it gets no UPDATE, DELETE, TRUNCATE or trigger rights
+# (audit.db_roles). The test process connects as the owner (pytest-django creates and migrates
+# its throwaway database); the integration tests' gunicorn and Celery worker connect as the
+# application role, and tests/audit/test_db_roles.py checks what that role is refused.
 PG_OWNER=countersign_owner
 PG_OWNER_PASSWORD=countersign-owner-test-only
 PG_USER=countersign
@@ -109,8 +110,9 @@ pg_start() {
   as_owner "$bin/psql" -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1 >/dev/null <<SQL
 SELECT 'CREATE ROLE $PG_OWNER LOGIN CREATEDB PASSWORD ''$PG_OWNER_PASSWORD'''
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PG_OWNER') \gexec
-SELECT 'CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD ''$PG_PASSWORD'''
+SELECT 'CREATE ROLE $PG_USER LOGIN PASSWORD ''$PG_PASSWORD'''
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER') \gexec
+ALTER ROLE $PG_USER NOCREATEDB;
 SELECT 'CREATE DATABASE $PG_DB OWNER $PG_OWNER'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_DB') \gexec
 ALTER DATABASE $PG_DB OWNER TO $PG_OWNER;
@@ -149,8 +151,8 @@ redis_stop() {
 }
 
 print_env() {
-  echo "export DATABASE_URL=$DATABASE_URL"
-  echo "export COUNTERSIGN_OWNER_DATABASE_URL=$OWNER_DATABASE_URL"
+  echo "export DATABASE_URL=$OWNER_DATABASE_URL"
+  echo "export COUNTERSIGN_APP_DATABASE_URL=$DATABASE_URL"
   echo "export REDIS_URL=$REDIS_URL"
 }
 

@@ -27,6 +27,14 @@ def sandbox_state(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def checkpoint_log(tmp_path, settings):
+    """Each test its own audit checkpoint log: a test database starts a new chain, which the
+    checkpoints of an earlier test's chain would (rightly) call cut."""
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "audit-checkpoints")
+    return settings.AUDIT_CHECKPOINT_DIR
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache():
     """The cache outlives a test's database: sign-in failure counts (and venue tokens) from
     one test must not decide another."""

@@ -33,9 +33,9 @@ def _with_database(url: str, name: str) -> str:
 @pytest.fixture
 def owner_migrated_database(tmp_path) -> Iterator[tuple[str, str]]:
     """(owner URL, application URL) of a fresh database migrated by the owner role."""
-    owner_url = os.environ.get("COUNTERSIGN_OWNER_DATABASE_URL")
-    app_url = os.environ.get("DATABASE_URL", "")
-    if not owner_url or not app_url.startswith("postgres"):
+    owner_url = os.environ.get("DATABASE_URL", "")
+    app_url = os.environ.get("COUNTERSIGN_APP_DATABASE_URL", "")
+    if not owner_url.startswith("postgres") or not app_url.startswith("postgres"):
         pytest.fail(
             "needs PostgreSQL with two roles: run it through scripts/run-tests.sh, or export "
             'the lines of `scripts/services.sh env` and pass -m ""'

@@ -10,6 +10,7 @@ runs in this process, so the tests count the venue's withdrawals directly.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -29,6 +30,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
+from audit.db_roles import app_role_statements
 from tests.conftest import verified_login
 from tests.factories import (
     UserFactory,
@@ -37,8 +39,9 @@ from tests.factories import (
     seed_of,
     totp_code,
 )
-from venues.registry import sandbox_for
+from venues.sandbox.registry import sandbox_for
 from venues.sandbox.server import LoopbackServer
+from withdrawals.models import WithdrawalRequest
 
 pytestmark = pytest.mark.integration
 
@@ -95,11 +98,22 @@ def free_port() -> int:
 
 
 class Process:
-    """A child process in its own process group, so SIGKILL takes every one of its children."""
+    """A child process in its own process group, so SIGKILL takes every one of its children.
 
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+    ``supervised``: restarted when it exits on its own, as a process manager (systemd's
+    ``Restart=always``) does in production; a Celery worker ends itself on some broker failures
+    (kombu: "Unrecoverable error" when the connection drops during an acknowledgement).
+    """
+
+    def __init__(
+        self, argv: list[str], env: dict[str, str], log: Path, *, supervised: bool = False
+    ) -> None:
         self.argv, self.env, self.log = argv, env, log
         self.popen: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._wanted = False
+        if supervised:
+            threading.Thread(target=self._supervise, daemon=True).start()
 
     def start(self) -> Process:
         with self.log.open("ab") as out:
@@ -111,7 +125,15 @@ class Process:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._wanted = True
         return self
+
+    def _supervise(self) -> None:
+        while True:
+            time.sleep(0.5)
+            if self._wanted and self.popen is not None and self.popen.poll() is not None:
+                self.restarts += 1
+                self.start()
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -125,11 +147,13 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL, no warning: the crash the acks_late/visibility-timeout setup is for."""
+        self._wanted = False
         if self.alive():
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(10)
 
     def stop(self) -> None:
+        self._wanted = False
         if not self.alive():
             return
         os.killpg(self.popen.pid, signal.SIGTERM)
@@ -168,12 +192,23 @@ def stack_env(
     django_db_setup, django_db_blocker, redis_url, tmp_path_factory
 ) -> Iterator[dict[str, str]]:
     """The environment of the worker and web processes: production settings, the test
-    database, and this process's keys (they decrypt the venue credentials it writes)."""
+    database, and this process's keys (they decrypt the venue credentials it writes).
+
+    Like production, they connect as the application role, which owns nothing: this process
+    (the owner, which created and migrated the test database) grants it what ``migrate`` grants
+    it in production, so the stack runs without UPDATE, DELETE or TRUNCATE on the audit trail.
+    """
+    app = urlsplit(os.environ.get("COUNTERSIGN_APP_DATABASE_URL", ""))
+    if not app.username:
+        pytest.fail("set COUNTERSIGN_APP_DATABASE_URL (the lines of `scripts/services.sh env`)")
     with django_db_blocker.unblock():
         db = connection.settings_dict
+        with connection.cursor() as cursor:
+            for statement in app_role_statements(app.username, quote=connection.ops.quote_name):
+                cursor.execute(statement)
     database_url = "postgres://{}:{}@{}:{}/{}".format(
-        urlquote(db["USER"], safe=""),
-        urlquote(db["PASSWORD"], safe=""),
+        urlquote(app.username, safe=""),
+        urlquote(app.password or "", safe=""),
         db["HOST"],
         db["PORT"],
         db["NAME"],
@@ -214,29 +249,35 @@ def _other_sessions_ended() -> bool:
         return cursor.fetchone()[0] == 0
 
 
-def start_worker(env: dict[str, str], name: str) -> Process:
-    """``celery -A config worker`` with embedded beat, as one process group."""
+def start_worker(
+    env: dict[str, str],
+    name: str,
+    *,
+    pool: str = "prefork",
+    beat: bool = True,
+    supervised: bool = False,
+) -> Process:
+    """``celery -A config worker`` (with embedded beat unless told not), as one process group."""
     var_dir = Path(env["COUNTERSIGN_VAR_DIR"])
-    return Process(
-        [
-            str(ROOT / ".venv/bin/celery"),
-            "-A",
-            "config",
-            "worker",
-            "--beat",
-            "--concurrency=2",
-            "--loglevel=INFO",
-            f"--hostname={name}@%h",
-            f"--schedule={var_dir / f'{name}-beat-schedule'}",
-        ],
-        env,
-        var_dir / f"{name}.log",
-    ).start()
+    argv = [
+        str(ROOT / ".venv/bin/celery"),
+        "-A",
+        "config",
+        "worker",
+        f"--pool={pool}",
+        "--loglevel=INFO",
+        f"--hostname={name}@%h",
+    ]
+    if pool == "prefork":
+        argv.append("--concurrency=2")
+    if beat:
+        argv += ["--beat", f"--schedule={var_dir / f'{name}-beat-schedule'}"]
+    return Process(argv, env, var_dir / f"{name}.log", supervised=supervised).start()
 
 
 @pytest.fixture(scope="session")
 def worker(stack_env) -> Iterator[Process]:
-    proc = start_worker(stack_env, "worker")
+    proc = start_worker(stack_env, "worker", supervised=True)
     wait_until(
         "the worker's first heartbeat", lambda: _heartbeat_seen(stack_env), 60, log=proc.tail
     )
@@ -309,15 +350,43 @@ class Browser:
         self.session_id = client.cookies[settings.SESSION_COOKIE_NAME].value
         self.csrf = secrets.token_hex(16)  # any 32-character secret the cookie also carries
 
-    def post(self, path: str, data: dict[str, Any]) -> httpx.Response:
+    def post(self, path: str, data: dict[str, Any], **headers: str) -> httpx.Response:
         cookies = f"{settings.SESSION_COOKIE_NAME}={self.session_id}; csrftoken={self.csrf}"
         return httpx.post(
             f"{self.base_url}{path}",
             data={**data, "csrfmiddlewaretoken": self.csrf},
-            headers={**web_headers(), "Cookie": cookies},
+            headers={**web_headers(), "Cookie": cookies, **headers},
             timeout=60,
             follow_redirects=False,
         )
+
+    def request(self, address: Any, amount: Any) -> Any:
+        """The requester's form: a withdrawal created by the web process (its quote too)."""
+        form = {"venue": address.venue_id, "address": address.pk, "amount": f"{amount:f}"}
+        response = self.post("/withdrawals/new/", form)
+        assert response.status_code == 302, response.text
+        return WithdrawalRequest.objects.get(pk=int(response.headers["location"].split("/")[-2]))
+
+    def quote(self, withdrawal: Any) -> str:
+        """Load a fresh quote in the approve panel, as the approver's button does; the venue's
+        call budget may hold it back for a moment (the panel says so): try again, as a person
+        would."""
+        path = f"/withdrawals/{withdrawal.pk}/quote/"
+        found = wait_until(
+            f"a quote for #{withdrawal.pk}",
+            lambda: QUOTE_ID.search(self.post(path, {}, **{"HX-Request": "true"}).text),
+            timeout=120,
+        )
+        return found.group(1)
+
+    def approve_form(self, withdrawal: Any) -> dict[str, str]:
+        return {"quote": self.quote(withdrawal), "code": current_code(self.user)}
+
+    def approve(self, withdrawal: Any) -> httpx.Response:
+        return self.post(f"/withdrawals/{withdrawal.pk}/approve/", self.approve_form(withdrawal))
+
+
+QUOTE_ID = re.compile(r'name="quote" value="(\d+)"')
 
 
 @pytest.fixture
@@ -343,6 +412,8 @@ def loopback_address(transactional_db) -> Iterator[Callable[[str], Any]]:
         server = LoopbackServer(sandbox_for(kind)).start()
         servers.append(server)
         venue = VenueFactory(kind=kind, name=f"{kind} (loopback)", base_url=server.url)
+        if kind == "kraken":
+            _counter_on(venue)
         return WhitelistedAddressFactory(venue=venue, destination=0)
 
     yield make
@@ -358,10 +429,14 @@ def sandbox(venue_server):
 @pytest.fixture
 def live_venue(venue_server, sandbox):
     venue = VenueFactory(kind=KIND, name="Kraken spot (loopback)", base_url=venue_server.url)
-    # These tests are about delivery, not Kraken's call counter: the 1 s status polling of the
-    # shortened clocks would otherwise exhaust the starter tier within a test.
-    sandbox.account_upsert(seed_of(venue).credentials.api_key, rate_tier="")
+    _counter_on(venue)
     return venue
+
+
+def _counter_on(venue: Any) -> None:
+    """Kraken's call counter at the starter tier, the slowest (the factory switches it off for
+    the in-process tests): the stack's own budget (production settings) must live with it."""
+    sandbox_for(venue.kind).account_upsert(seed_of(venue).credentials.api_key, rate_tier="starter")
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.factories import UserFactory
-from tests.integration.conftest import current_code, wait_until
-from tests.integration.test_money_invariants import _request, withdrawal_actions
-from venues.registry import sandbox_for
-from withdrawals import services
+from tests.factories import UserFactory, good_amount
+from tests.integration.conftest import wait_until
+from tests.integration.test_money_invariants import withdrawal_actions
+from venues.sandbox.registry import sandbox_for
 from withdrawals.models import State, WithdrawalRequest
 
 pytestmark = pytest.mark.integration
@@ -27,18 +26,13 @@ KINDS = ("kraken", "kraken_embed", "kucoin", "onekonto", "nordpay")
 def _requested_with_first_approval(alice, loopback_address, browser_for) -> list[Any]:
     pending = []
     for kind in KINDS:
-        withdrawal = _request(alice, loopback_address(kind))
+        address = loopback_address(kind)
+        withdrawal = browser_for(alice).request(address, good_amount(address.venue))
         first, last = (UserFactory(username=f"{kind}-{n}", roles=["approver"]) for n in (1, 2))
-        form = _form(withdrawal, first)
-        response = browser_for(first).post(f"/withdrawals/{withdrawal.pk}/approve/", form)
+        response = browser_for(first).approve(withdrawal)
         assert response.status_code == 302, (kind, response.text)
-        pending.append((kind, withdrawal, last))
+        pending.append((kind, withdrawal, browser_for(last)))
     return pending
-
-
-def _form(withdrawal: WithdrawalRequest, approver: Any) -> dict[str, str]:
-    quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=approver)
-    return {"quote": str(quote.pk), "code": current_code(approver)}
 
 
 def _all_reach(withdrawals: list[WithdrawalRequest], state: str) -> None:
@@ -59,8 +53,7 @@ def test_every_venue_submits_and_completes_once(stack, alice, loopback_address, 
     pending = _requested_with_first_approval(alice, loopback_address, browser_for)
 
     for kind, withdrawal, last in pending:
-        form = _form(withdrawal, last)
-        response = browser_for(last).post(f"/withdrawals/{withdrawal.pk}/approve/", form)
+        response = last.approve(withdrawal)
         assert response.status_code == 302, (kind, response.text)
 
     _all_reach([w for _, w, _ in pending], State.COMPLETED)
@@ -79,10 +72,10 @@ def test_every_venue_reconciles_an_accepted_but_unanswered_submission_to_one_wit
     pending = _requested_with_first_approval(alice, loopback_address, browser_for)
 
     for kind, withdrawal, last in pending:
-        form = _form(withdrawal, last)
+        form = last.approve_form(withdrawal)
         venue_sandbox = sandbox_for(kind)
         venue_sandbox.inject("timeout_after_accept", path=venue_sandbox.SUBMIT_PATH, method="POST")
-        response = browser_for(last).post(f"/withdrawals/{withdrawal.pk}/approve/", form)
+        response = last.post(f"/withdrawals/{withdrawal.pk}/approve/", form)
         assert response.status_code == 302, (kind, response.text)
 
     _all_reach([w for _, w, _ in pending], State.COMPLETED)

@@ -8,49 +8,29 @@ over loopback HTTP to the Kraken spot sandbox, and each test counts the withdraw
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
 
-import httpx
 import pytest
 
 from audit.models import AuditEvent
 from tests.factories import UserFactory, good_amount
 from tests.integration.conftest import (
-    current_code,
     pending_faults,
     post_concurrently,
     wait_until,
 )
-from withdrawals import services
+from venues.sandbox.registry import sandbox_for
 from withdrawals.models import State, WithdrawalRequest
 
 pytestmark = pytest.mark.integration
 
 
-def _request(alice: Any, address: Any) -> WithdrawalRequest:
-    return services.withdrawal_create(
-        requester=alice,
-        venue_id=address.venue_id,
-        address_id=address.pk,
-        amount=good_amount(address.venue),
-    )
-
-
-def _approve_form(withdrawal: WithdrawalRequest, approver: Any) -> dict[str, str]:
-    quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=approver)
-    return {"quote": str(quote.pk), "code": current_code(approver)}
-
-
-def _approve(browser: Any, withdrawal: WithdrawalRequest) -> httpx.Response:
-    return browser.post(
-        f"/withdrawals/{withdrawal.pk}/approve/", _approve_form(withdrawal, browser.user)
-    )
-
-
 def _pending_last_approval(alice, carl, address, browser_for) -> WithdrawalRequest:
-    """A withdrawal with one of its two approvals: the next approval is the last."""
-    withdrawal = _request(alice, address)
-    response = _approve(browser_for(carl), withdrawal)
+    """A withdrawal requested through the web, with one of its two approvals: the next approval
+    is the last."""
+    withdrawal = browser_for(alice).request(address, good_amount(address.venue))
+    response = browser_for(carl).approve(withdrawal)
     assert response.status_code == 302, response.text
     withdrawal.refresh_from_db()
     assert withdrawal.state == State.PENDING_APPROVAL
@@ -76,15 +56,17 @@ def _settles(withdrawal: WithdrawalRequest, final: str = State.COMPLETED, worker
 
 
 def test_fifty_approvers_each_with_a_valid_code_race_for_the_last_approval(
-    stack, alice, carl, live_address, sandbox, browser_for
+    stack, alice, carl, loopback_address, browser_for
 ):
     """Fifty different approvers, each with a fresh code of their own, so every request passes
     the role, TOTP and payload checks: only the withdrawal's row lock decides who reaches the
-    quorum, and only one submission (one venue withdrawal) follows."""
-    withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
+    quorum, and only one submission (one venue withdrawal) follows. On KuCoin: fifty approver
+    quotes within a minute are more than Kraken's starter tier allows any key."""
+    sandbox = sandbox_for("kucoin")
+    withdrawal = _pending_last_approval(alice, carl, loopback_address("kucoin"), browser_for)
     racers = [UserFactory(username=f"racer{i}", roles=["approver"]) for i in range(50)]
     browsers = [browser_for(racer) for racer in racers]
-    forms = [_approve_form(withdrawal, racer) for racer in racers]
+    forms = [browser.approve_form(withdrawal) for browser in browsers]
     path = f"/withdrawals/{withdrawal.pk}/approve/"
 
     responses = post_concurrently(
@@ -114,7 +96,8 @@ def test_two_approvers_racing_on_the_last_approval_one_wins(
     withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
     bob_browser, bianca_browser = browser_for(bob), browser_for(bianca)
     path = f"/withdrawals/{withdrawal.pk}/approve/"
-    bob_form, bianca_form = _approve_form(withdrawal, bob), _approve_form(withdrawal, bianca)
+    bob_form = browser_for(bob).approve_form(withdrawal)
+    bianca_form = browser_for(bianca).approve_form(withdrawal)
 
     responses = post_concurrently(
         [lambda: bob_browser.post(path, bob_form), lambda: bianca_browser.post(path, bianca_form)]
@@ -132,7 +115,7 @@ def test_venue_accepts_then_times_out_reconciles_to_one_withdrawal(
     stack, alice, bob, carl, live_address, sandbox, browser_for
 ):
     withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
-    form = _approve_form(withdrawal, bob)
+    form = browser_for(bob).approve_form(withdrawal)
     # Kraken records the withdrawal, then the answer never arrives (within VENUE_HTTP_TIMEOUT).
     # Injected after the quote: the fault's path also matches WithdrawInfo.
     sandbox.inject("timeout_after_accept", path=sandbox.SUBMIT_PATH)
@@ -152,7 +135,7 @@ def test_worker_killed_mid_submission_submits_once_after_restart(
 ):
     worker = stack["worker"]
     withdrawal = _pending_last_approval(alice, carl, live_address, browser_for)
-    form = _approve_form(withdrawal, bob)
+    form = browser_for(bob).approve_form(withdrawal)
     # The venue takes 3 s to answer: the worker is killed while its request is in flight, and
     # the venue still records the withdrawal after the connection is gone.
     sandbox.inject("latency", path=sandbox.SUBMIT_PATH, seconds=3)
@@ -180,7 +163,7 @@ def test_redis_down_while_approving_loses_nothing_and_submits_each_once(
     firsts = [UserFactory(username=f"first{i}", roles=["approver"]) for i in range(3)]
     lasts = [UserFactory(username=f"last{i}", roles=["approver"]) for i in range(3)]
     pending = [_pending_last_approval(alice, f, live_address, browser_for) for f in firsts]
-    forms = [_approve_form(w, last) for w, last in zip(pending, lasts, strict=True)]
+    forms = [browser_for(last).approve_form(w) for w, last in zip(pending, lasts, strict=True)]
     redis_control("redis-stop")
     try:
         for withdrawal, form, last in zip(pending, forms, lasts, strict=True):
@@ -208,3 +191,57 @@ def withdrawal_actions(withdrawal: WithdrawalRequest) -> list[str]:
         .order_by("id")
         .values_list("action", flat=True)
     )
+
+
+def test_a_submission_goes_out_within_one_budget_refill_while_polls_and_typing_go_on(
+    stack, alice, bob, live_address, sandbox, browser_for, settings
+):
+    """Kraken's counter on at the starter tier (15 units, 0.33 decay a second). Three submitted
+    withdrawals stay pending (status polls) and a requester keeps typing amounts (previews):
+    an approved withdrawal still reaches the venue within one refill of the budget."""
+    settings.VENUE_SANDBOX_SETTLE_SECONDS = 3600.0  # the sandbox answers from this process
+    # A code proves presence once per step: each first approval has its own approver.
+    firsts = [UserFactory(username=f"first-poll{i}", roles=["approver"]) for i in range(4)]
+    polled = [_pending_last_approval(alice, f, live_address, browser_for) for f in firsts[:3]]
+    lasts = [UserFactory(username=f"poll{i}", roles=["approver"]) for i in range(3)]
+    for withdrawal, last in zip(polled, lasts, strict=True):
+        assert browser_for(last).approve(withdrawal).status_code == 302
+    for withdrawal in polled:
+        wait_until("submitted", lambda w=withdrawal: _state(w) == State.SUBMITTED)
+    withdrawal = _pending_last_approval(alice, firsts[3], live_address, browser_for)
+    form = browser_for(bob).approve_form(withdrawal)
+
+    typist = browser_for(alice)
+    typing = threading.Event()
+    previews: list[str] = []
+
+    def type_amounts() -> None:
+        n = 0
+        while not typing.is_set():
+            n += 1  # a new amount each time: nothing comes from the preview cache
+            data = {"venue": live_address.venue_id, "address": live_address.pk}
+            data |= {"amount": f"0.00{1000 + n}", "typing": "1"}
+            previews.append(typist.post("/withdrawals/new/preview/", data).text)
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=type_amounts)
+    thread.start()
+    try:
+        time.sleep(5)  # typing and polling fill the counter first
+        approved_at = time.monotonic()
+        assert (
+            browser_for(bob).post(f"/withdrawals/{withdrawal.pk}/approve/", form).status_code == 302
+        )
+        wait_until(
+            "the approved withdrawal to reach the venue",
+            lambda: _state(withdrawal) in {State.SUBMITTED, State.COMPLETED},
+        )
+        took = time.monotonic() - approved_at
+    finally:
+        typing.set()
+        thread.join(30)
+    one_refill = 15 / 0.33
+    assert took < one_refill, f"{took:.1f} s from approval to the venue"
+    assert sandbox.count_withdrawals() == 4
+    # Typing was held back for the submission, and the page said so.
+    assert any("call budget" in text for text in previews), previews[-3:]
