@@ -14,49 +14,33 @@ import ipaddress
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Max, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from audit.models import ChainCheck
 from config.middleware import trusted_networks
+from core.metrics import INSTRUMENTS
+from venues.budget import CallBudget
+from venues.kraken.client import RATE_TIERS
+from venues.models import Venue
+from venues.nonces import nonce_scope
+from withdrawals.models import Approval, State, SubmissionIntent, WithdrawalRequest
 
 log = logging.getLogger(__name__)
 
-REQUEST_SECONDS = Histogram(
-    "countersign_request_seconds", "Time to answer a request, by view.", ["view", "method"]
-)
-VENUE_CALLS = Counter(
-    "countersign_venue_calls_total",
-    "Calls to venues by venue kind, endpoint and outcome.",
-    ["venue", "endpoint", "outcome"],
-)
-VENUE_CALL_SECONDS = Histogram(
-    "countersign_venue_call_seconds", "Duration of venue calls.", ["venue", "endpoint"]
-)
 # Approval to submission is seconds; submission to final can be hours (network confirmations).
 LATENCY_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
-
-
-def observe_request(*, view: str, method: str, seconds: float) -> None:
-    REQUEST_SECONDS.labels(view=view, method=method).observe(seconds)
-
-
-def observe_venue_call(*, venue: str, endpoint: str, outcome: str, seconds: float) -> None:
-    VENUE_CALLS.labels(venue=venue, endpoint=endpoint, outcome=outcome).inc()
-    VENUE_CALL_SECONDS.labels(venue=venue, endpoint=endpoint).observe(seconds)
+# The latency histograms describe the recent past: a scrape reads only this window, however
+# long the history.
+LATENCY_WINDOW = timedelta(hours=24)
 
 
 def _histogram(name: str, doc: str, values: Iterable[float]) -> HistogramMetricFamily:
@@ -77,9 +61,6 @@ class DatabaseCollector(Collector):
     """Gauges and histograms read from the database at each scrape."""
 
     def collect(self) -> Iterator[Metric]:
-        from audit.models import ChainCheck
-        from withdrawals.models import Approval, State, SubmissionIntent, WithdrawalRequest
-
         now = timezone.now()
         by_state = GaugeMetricFamily(
             "countersign_withdrawals", "Withdrawals by state.", labels=["state"]
@@ -124,7 +105,7 @@ class DatabaseCollector(Collector):
         )
         last_approval = Approval.objects.filter(withdrawal=OuterRef("pk")).values("withdrawal")
         approved = (
-            WithdrawalRequest.objects.exclude(submitted_at=None)
+            WithdrawalRequest.objects.filter(submitted_at__gte=now - LATENCY_WINDOW)
             .annotate(
                 approved_at=Subquery(last_approval.annotate(at=Max("created_at")).values("at")[:1])
             )
@@ -133,17 +114,17 @@ class DatabaseCollector(Collector):
         )
         yield _histogram(
             "countersign_approval_to_submitted_seconds",
-            "From the last approval to the venue's acceptance.",
+            "From the last approval to the venue's acceptance (submitted in the last 24 hours).",
             (max((s - a).total_seconds(), 0.0) for a, s in approved.iterator()),
         )
         finished = (
-            WithdrawalRequest.objects.exclude(submitted_at=None)
-            .exclude(finished_at=None)
+            WithdrawalRequest.objects.filter(finished_at__gte=now - LATENCY_WINDOW)
+            .exclude(submitted_at=None)
             .values_list("submitted_at", "finished_at")
         )
         yield _histogram(
             "countersign_submitted_to_final_seconds",
-            "From the venue's acceptance to completed or failed.",
+            "From the venue's acceptance to completed or failed (finished in the last 24 hours).",
             (max((f - s).total_seconds(), 0.0) for s, f in finished.iterator()),
         )
         check = ChainCheck.objects.order_by("-checked_at").first()
@@ -160,11 +141,6 @@ class DatabaseCollector(Collector):
         yield self._budgets()
 
     def _budgets(self) -> GaugeMetricFamily:
-        from venues.budget import CallBudget
-        from venues.kraken.client import RATE_TIERS
-        from venues.models import Venue
-        from venues.nonces import nonce_scope
-
         family = GaugeMetricFamily(
             "countersign_venue_budget_left",
             "Units left of the venue key's call counter (Kraken's), as we track it.",
@@ -189,7 +165,7 @@ def _registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
     else:
-        for collector in (REQUEST_SECONDS, VENUE_CALLS, VENUE_CALL_SECONDS):
+        for collector in INSTRUMENTS:
             registry.register(collector)
     registry.register(DatabaseCollector())
     return registry

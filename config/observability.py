@@ -22,6 +22,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from core.metrics import observe_request
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only if it is short and plain, so a forged header cannot inject
 # fields or newlines into the log.
@@ -123,10 +125,8 @@ class RequestContextMiddleware:
         started = time.monotonic()
         with bound(request_id=rid, user_id=None):
             response = self.get_response(request)
-            from config import metrics
-
             match = getattr(request, "resolver_match", None)
-            metrics.observe_request(
+            observe_request(
                 view=match.view_name if match else "<unresolved>",
                 method=request.method or "",
                 seconds=time.monotonic() - started,

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from config.metrics import observe_venue_call
+from core.metrics import observe_venue_call
 
 from .interface import VenueOutcomeUnknown, VenueUnavailable
 
