@@ -210,8 +210,9 @@ RECONCILE_BACKOFF_MAX_SECONDS = float(os.environ.get("RECONCILE_BACKOFF_MAX_SECO
 # An unknown outcome still unsettled after this long is raised for people to settle.
 RECONCILE_ATTENTION_SECONDS = float(os.environ.get("RECONCILE_ATTENTION_SECONDS", "900"))
 # Kraken Embed: how long after the original attempt reconciliation may re-send under the same
-# idempotency token; later, people decide (the venue's retention of tokens is undocumented).
-RESUBMIT_WINDOW_SECONDS = float(os.environ.get("RESUBMIT_WINDOW_SECONDS", "600"))
+# idempotency token; later, people decide. How long Kraken remembers a token is undocumented:
+# two minutes is the shortest memory its sandbox plays, so a re-send never outlives the token.
+RESUBMIT_WINDOW_SECONDS = float(os.environ.get("RESUBMIT_WINDOW_SECONDS", "120"))
 # An approved withdrawal whose task has not run after this long is enqueued again (outbox).
 INTENT_RESEND_SECONDS = float(os.environ.get("INTENT_RESEND_SECONDS", "30"))
 # Reconciliation waits this long after an unknown outcome, so an in-flight request has landed.
