@@ -655,7 +655,6 @@ def venue_call(
 # under the row lock that it is still the current one and that everything approved still holds.
 
 Outcome = SubmissionAttempt.Outcome
-lease_expiry = rules.lease_expiry
 _CHECK_RETRY_SECONDS = 30.0
 
 
@@ -1199,7 +1198,7 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
     now = timezone.now()
     if withdrawal.state == State.SUBMITTING:
         deadline = withdrawal.submit_deadline_at
-        if deadline is not None and lease_expiry(deadline) > now:
+        if deadline is not None and rules.lease_expiry(deadline) > now:
             return withdrawal  # the attempt may still be working: its lease is not over
         with transaction.atomic():
             withdrawal = _lock(withdrawal_id)
@@ -1561,7 +1560,7 @@ def withdrawals_needing_attention() -> dict[str, list[Any]]:
         for pk, deadline in qs.filter(state=State.SUBMITTING).values_list(
             "pk", "submit_deadline_at"
         )
-        if deadline is None or lease_expiry(deadline) <= now
+        if deadline is None or rules.lease_expiry(deadline) <= now
     ]
     return {
         "refresh": list(

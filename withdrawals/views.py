@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -350,11 +351,26 @@ def _attention_item(
     return render(request, ATTENTION, {"queue": queue, **context}, status=400 if failed else 200)
 
 
-def _settle_error(form: Any, exc: Exception) -> None:
-    if isinstance(exc, TotpRefused):
-        form.add_error("code", str(exc))
-    elif isinstance(exc, services.WithdrawalError):
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+def _settle(
+    request: HttpRequest,
+    withdrawal_id: int,
+    form: Any,
+    form_name: str,
+    act: Callable[[dict[str, Any]], object],
+    ok: str,
+) -> HttpResponse:
+    """One act on the queue: validate, call the service, and re-render the item from the
+    current state with either the outcome or the refusal next to the form."""
+    if form.is_valid():
+        try:
+            act(form.cleaned_data)
+        except TotpRefused as exc:
+            form.add_error("code", str(exc))
+        except services.WithdrawalError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return _attention_item(request, withdrawal_id, ok=ok)
+    return _attention_item(request, withdrawal_id, failed=True, **{form_name: form})
 
 
 @require_POST
@@ -362,26 +378,22 @@ def withdrawal_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     require_role(request.user, APPROVER, WHITELIST_ADMIN)
     if not WithdrawalRequest.objects.filter(pk=pk).exists():
         raise Http404("No such withdrawal")
-    form = ResolutionForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.withdrawal_resolution_propose(
-                withdrawal_id=pk,
-                actor=request.user,
-                finding=data["finding"],
-                reference=data["reference"],
-                evidence=data["evidence"],
-                code=data["code"],
-                ip=client_ip(request),
-            )
-        except (TotpRefused, services.WithdrawalError) as exc:
-            _settle_error(form, exc)
-        else:
-            return _attention_item(
-                request, pk, ok="Recorded. A second person must confirm it before it applies."
-            )
-    return _attention_item(request, pk, failed=True, resolution_form=form)
+    return _settle(
+        request,
+        pk,
+        ResolutionForm(request.POST),
+        "resolution_form",
+        lambda data: services.withdrawal_resolution_propose(
+            withdrawal_id=pk,
+            actor=request.user,
+            finding=data["finding"],
+            reference=data["reference"],
+            evidence=data["evidence"],
+            code=data["code"],
+            ip=client_ip(request),
+        ),
+        "Recorded. A second person must confirm it before it applies.",
+    )
 
 
 def _resolution_or_404(pk: int) -> Resolution:
@@ -395,40 +407,38 @@ def _resolution_or_404(pk: int) -> Resolution:
 def resolution_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     require_role(request.user, APPROVER, WHITELIST_ADMIN)
     resolution = _resolution_or_404(pk)
-    form = ConfirmResolutionForm(request.POST)
-    if form.is_valid():
-        try:
-            services.withdrawal_resolution_confirm(
-                resolution_id=resolution.pk,
-                actor=request.user,
-                code=form.cleaned_data["code"],
-                ip=client_ip(request),
-            )
-        except (TotpRefused, services.WithdrawalError) as exc:
-            _settle_error(form, exc)
-        else:
-            return _attention_item(request, resolution.withdrawal_id, ok="Confirmed and applied.")
-    return _attention_item(request, resolution.withdrawal_id, failed=True, confirm_form=form)
+    return _settle(
+        request,
+        resolution.withdrawal_id,
+        ConfirmResolutionForm(request.POST),
+        "confirm_form",
+        lambda data: services.withdrawal_resolution_confirm(
+            resolution_id=resolution.pk,
+            actor=request.user,
+            code=data["code"],
+            ip=client_ip(request),
+        ),
+        "Confirmed and applied.",
+    )
 
 
 @require_POST
 def resolution_decline(request: HttpRequest, pk: int) -> HttpResponse:
     require_role(request.user, APPROVER, WHITELIST_ADMIN)
     resolution = _resolution_or_404(pk)
-    form = DeclineResolutionForm(request.POST)
-    if form.is_valid():
-        try:
-            services.withdrawal_resolution_decline(
-                resolution_id=resolution.pk,
-                actor=request.user,
-                note=form.cleaned_data["note"],
-                ip=client_ip(request),
-            )
-        except services.WithdrawalError as exc:
-            _settle_error(form, exc)
-        else:
-            return _attention_item(request, resolution.withdrawal_id, ok="Declined.")
-    return _attention_item(request, resolution.withdrawal_id, failed=True, decline_form=form)
+    return _settle(
+        request,
+        resolution.withdrawal_id,
+        DeclineResolutionForm(request.POST),
+        "decline_form",
+        lambda data: services.withdrawal_resolution_decline(
+            resolution_id=resolution.pk,
+            actor=request.user,
+            note=data["note"],
+            ip=client_ip(request),
+        ),
+        "Declined.",
+    )
 
 
 @require_POST
@@ -438,18 +448,17 @@ def duplicate_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
         duplicate = DuplicatePayment.objects.get(pk=pk)
     except DuplicatePayment.DoesNotExist:
         raise Http404("No such duplicate") from None
-    form = AcknowledgeDuplicateForm(request.POST)
-    if form.is_valid():
-        try:
-            services.withdrawal_duplicate_acknowledge(
-                duplicate_id=duplicate.pk,
-                actor=request.user,
-                code=form.cleaned_data["code"],
-                note=form.cleaned_data["note"],
-                ip=client_ip(request),
-            )
-        except (TotpRefused, services.WithdrawalError) as exc:
-            _settle_error(form, exc)
-        else:
-            return _attention_item(request, duplicate.withdrawal_id, ok="Taken in hand.")
-    return _attention_item(request, duplicate.withdrawal_id, failed=True, acknowledge_form=form)
+    return _settle(
+        request,
+        duplicate.withdrawal_id,
+        AcknowledgeDuplicateForm(request.POST),
+        "acknowledge_form",
+        lambda data: services.withdrawal_duplicate_acknowledge(
+            duplicate_id=duplicate.pk,
+            actor=request.user,
+            code=data["code"],
+            note=data["note"],
+            ip=client_ip(request),
+        ),
+        "Taken in hand.",
+    )

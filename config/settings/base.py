@@ -203,7 +203,7 @@ VENUE_KRAKEN_RATE_TIER = os.environ.get("VENUE_KRAKEN_RATE_TIER", "starter")
 # The submission lease: a worker's whole venue exchange for one attempt (address check, quote
 # re-check, send) must end within this many seconds. The worker refuses to send a request after
 # it (venues.deadline), and Celery kills the task shortly after it (hard time limit). When an
-# attempt counts as over is derived from this (withdrawals.services.lease_expiry), never set.
+# attempt counts as over is derived from this (withdrawals.rules.lease_expiry), never set.
 SUBMIT_DEADLINE_SECONDS = float(os.environ.get("SUBMIT_DEADLINE_SECONDS", "30"))
 # Reconciliation that cannot conclude looks again with backoff, up to this long between looks.
 RECONCILE_BACKOFF_MAX_SECONDS = float(os.environ.get("RECONCILE_BACKOFF_MAX_SECONDS", "300"))
