@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import transaction
 
 from .checkpoints import checkpoint_write, checkpoints_on_file
-from .services import audit_chain_verify
+from .services import audit_chain_verify, audit_event_record
 
 
 @shared_task
 def verify_audit_chain() -> bool:
     """The periodic walk of the chain, held against the checkpoints written outside the
-    database; the auditors' dashboard shows its latest result."""
-    return audit_chain_verify(record=True, checkpoints=checkpoints_on_file()).ok
+    database; the auditors' dashboard shows its latest result. A break goes on the trail too,
+    so that it alerts people (notifications) rather than waiting for someone to look."""
+    check = audit_chain_verify(record=True, checkpoints=checkpoints_on_file())
+    if not check.ok:
+        with transaction.atomic():
+            audit_event_record(
+                action="audit.chain_broken",
+                target=check,
+                message=check.message,
+                data={"first_broken_seq": check.first_broken_seq},
+            )
+    return check.ok
 
 
 @shared_task

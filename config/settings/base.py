@@ -6,6 +6,7 @@ The production module (``config.settings.production``) removes the defaults for 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "venues",
     "whitelist",
     "withdrawals",
+    "notifications",
     # Demo-only commands (seed_demo, demo_totp, runvenues); production removes it.
     "demo",
 ]
@@ -284,11 +286,49 @@ CELERY_BEAT_SCHEDULE = {
         "task": "whitelist.tasks.activate_due_addresses",
         "schedule": 15.0,
     },
+    "notifications-sweep-deliveries": {
+        "task": "notifications.tasks.sweep_deliveries",
+        "schedule": float(os.environ.get("NOTIFY_SWEEP_SECONDS", "30")),
+    },
+    "notifications-remind-unsettled": {
+        "task": "notifications.tasks.remind_unsettled",
+        "schedule": 60.0,
+    },
     "whitelist-venue-check": {
         "task": "whitelist.tasks.check_venue_addresses",
         "schedule": float(os.environ.get("WHITELIST_VENUE_CHECK_SECONDS", "600")),
     },
 }
+
+# Notifications. Messages link to pages under this address (never to anything secret).
+SITE_URL = os.environ.get("COUNTERSIGN_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The demo prints email to the console (and its "sent messages" page shows them); production
+# sends through SMTP (config.settings.production).
+MAILERS = {
+    "default": {
+        "BACKEND": os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+    }
+}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "countersign@localhost")
+# Chat webhooks (Slack-compatible): a JSON list of {"name", "url", "secret_env"}, where
+# secret_env names the variable holding that endpoint's HMAC-SHA256 signing secret. The URL and
+# the secret stay here: pages show an endpoint's name only.
+NOTIFY_WEBHOOKS = [
+    {
+        "name": str(hook["name"]),
+        "url": str(hook["url"]),
+        "secret": os.environ.get(str(hook.get("secret_env", "")), ""),
+    }
+    for hook in json.loads(os.environ.get("COUNTERSIGN_NOTIFY_WEBHOOKS", "[]"))
+]
+NOTIFY_WEBHOOK_TIMEOUT = float(os.environ.get("NOTIFY_WEBHOOK_TIMEOUT", "5"))
+# A failed delivery is tried again after 30 s, 60 s, 120 s... up to this long between tries,
+# and given up after this many tries.
+NOTIFY_BACKOFF_MAX_SECONDS = float(os.environ.get("NOTIFY_BACKOFF_MAX_SECONDS", "3600"))
+NOTIFY_MAX_ATTEMPTS = int(os.environ.get("NOTIFY_MAX_ATTEMPTS", "10"))
+# A withdrawal that stays unsettled (unknown outcome, stuck submission, unacknowledged
+# duplicate) is announced again this often until it leaves that state.
+NOTIFY_REMIND_SECONDS = float(os.environ.get("NOTIFY_REMIND_SECONDS", "1800"))
 
 # Logs: "json" writes one JSON object per line (production's default), "plain" a readable line
 # (the demo's). Both carry the request id, user id, and a task's withdrawal id and attempt.

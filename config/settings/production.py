@@ -132,6 +132,34 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 VENUE_SANDBOXES_ENABLED = False
 VENUE_HOSTS_RESTRICTED = True
 
+# --- notifications: SMTP and https webhooks ------------------------------------------------------
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": os.environ.get("EMAIL_HOST", "localhost"),
+            "port": int(os.environ.get("EMAIL_PORT", "587")),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS", True),
+            "use_ssl": env_bool("EMAIL_USE_SSL", False),
+            "timeout": 10,
+        },
+    }
+}
+_unsafe_hooks = [
+    hook["name"]
+    for hook in NOTIFY_WEBHOOKS  # noqa: F405
+    if not hook["url"].startswith("https://") or not hook["secret"]
+]
+if _unsafe_hooks:
+    raise ImproperlyConfigured(
+        "Notification webhooks need an https:// URL and a signing secret: "
+        + ", ".join(_unsafe_hooks)
+    )
+# Links in messages: the site's public address, by default the first allowed host.
+SITE_URL = (os.environ.get("COUNTERSIGN_SITE_URL") or f"https://{ALLOWED_HOSTS[0]}").rstrip("/")
+
 # --- HTTPS and cookies -------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
