@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -16,3 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("withdrawals.urls")),
 ]
+
+# The demo's pages (sent messages): only where the demo app is installed, never in production.
+if "demo" in settings.INSTALLED_APPS:
+    urlpatterns.insert(-1, path("demo/", include("demo.urls")))
