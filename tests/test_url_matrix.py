@@ -19,6 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import AccessChange, ChangeState, Invitation
 from accounts.services import access_change_propose
 from audit.models import AuditEvent
+from notifications.models import Preference
 from tests.conftest import verified_login
 from tests.factories import UserFactory, WithdrawalFactory
 from venues.models import Venue, VenueChange, VenueChangeState
@@ -322,3 +323,15 @@ def test_every_role_replaces_its_own_recovery_codes_with_a_valid_code(persona, o
     response = client.post("/accounts/recovery-codes/", {"code": fresh_code(user)})
     assert response.status_code == 200 and b'id="codes"' in response.content
     assert StaticToken.objects.filter(device__user=user).count() == 10
+
+
+@pytest.mark.parametrize("persona", [p for p in PERSONAS if p != "anonymous"])
+def test_every_role_saves_its_own_notification_settings(persona, objects):
+    """A successful mutation for every role on the notifications page: one's own channels."""
+    user = objects["personas"][persona]
+    client = client_as(persona, objects)
+    response = client.post("/notifications/settings/", {"approval_needed": "webhook"})
+    assert response.status_code == 302
+    saved = Preference.objects.get(user=user, kind="approval_needed")
+    assert (saved.email, saved.webhook) == (False, True)
+    assert not Preference.objects.exclude(user=user).exists()
