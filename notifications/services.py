@@ -213,8 +213,12 @@ def _enqueue(delivery_ids: list[int]) -> None:
     for delivery_id in delivery_ids:
         try:
             tasks.deliver_notification.delay(delivery_id)
-        except Exception:  # the broker is down: the rows wait for the sweep
-            logger.warning("could not enqueue %d notification deliveries", len(delivery_ids))
+        except Exception as exc:  # the broker is down: the rows wait for the sweep
+            logger.warning(
+                "could not enqueue %d notification deliveries: %s",
+                len(delivery_ids),
+                type(exc).__name__,
+            )
             return
 
 
@@ -251,7 +255,7 @@ def delivery_attempt(*, delivery_id: int) -> Delivery | None:
     now = timezone.now()
     with transaction.atomic():
         delivery = (
-            Delivery.objects.select_for_update()
+            Delivery.objects.select_for_update(of=("self",))
             .select_related("notification", "user")
             .filter(pk=delivery_id)
             .first()
