@@ -7,9 +7,12 @@ erin are whitelist admins, dave audits, uma administers users, mallory holds no 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.db import connection, transaction
+from django.utils import timezone
 
 from audit import tasks as audit_tasks
 from audit.services import audit_event_record
@@ -146,3 +149,14 @@ def test_a_broken_audit_chain_alerts_admins_and_auditors(
         assert audit_tasks.verify_audit_chain.delay().get() is False
     assert told(Kind.CHAIN_BROKEN) == {"carol", "erin", "dave", "uma"}
     assert any("audit chain is broken" in m.subject for m in mail.outbox)
+
+
+def test_the_cooling_off_message_names_the_veto_deadline(everyone, erin, address):
+    address.state = "cooling_off"
+    address.active_from = timezone.now() + timedelta(hours=24)
+    address.save()
+    record("whitelist.approved", actor=erin, target=address)
+    notification = Notification.objects.get(kind=Kind.WHITELIST_COOLING_OFF)
+    deadline = f"{address.active_from:%Y-%m-%d %H:%M} UTC"
+    assert f"may veto it until {deadline}" in notification.body
+    assert notification.link.endswith(f"/whitelist/{address.pk}/")
