@@ -18,6 +18,8 @@ from .models import Kind
 # How a withdrawal's event reads after "Withdrawal #N".
 _WITHDRAWAL_VERBS = {
     "withdrawal.requested": "waits for your approval",
+    "withdrawal.requoted": "was re-quoted and waits for your approval again",
+    "withdrawal.sent_back": "came back for approval: earlier approvals no longer hold",
     "withdrawal.approval_added": "received an approval",
     "withdrawal.approved": "was approved",
     "withdrawal.rejected": "was rejected",

@@ -89,6 +89,9 @@ _SETTLERS = _roles(APPROVER, WHITELIST_ADMIN)
 # family (policy.*, price.*, venue.*) is covered the day it is written.
 ROUTES: dict[str, tuple[Route, ...]] = {
     "withdrawal.requested": (Route(Kind.APPROVAL_NEEDED, _roles(APPROVER)),),
+    # Approvals voided (a new fee cap, a payload that no longer holds): approve again.
+    "withdrawal.requoted": (Route(Kind.APPROVAL_NEEDED, _roles(APPROVER)),),
+    "withdrawal.sent_back": (Route(Kind.APPROVAL_NEEDED, _roles(APPROVER)),),
     "withdrawal.approval_added": (Route(Kind.WITHDRAWAL_APPROVED, _requester),),
     "withdrawal.approved": (Route(Kind.WITHDRAWAL_APPROVED, _requester),),
     "withdrawal.rejected": (Route(Kind.WITHDRAWAL_REJECTED, _requester),),

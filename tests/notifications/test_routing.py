@@ -68,6 +68,14 @@ def test_a_new_withdrawal_asks_every_approver_but_its_requester(
     assert all("waits for your approval" in m.subject for m in mail.outbox)
 
 
+@pytest.mark.parametrize("action", ["withdrawal.requoted", "withdrawal.sent_back"])
+def test_voided_approvals_ask_the_approvers_again_but_not_the_requester(
+    everyone, rita, address, action
+):
+    record(action, target=WithdrawalFactory(requested_by=rita, whitelisted_address=address))
+    assert told(Kind.APPROVAL_NEEDED) == {"bob", "bianca"}
+
+
 def test_approval_and_rejection_reach_the_requester_only(everyone, alice, bob, address):
     approved = WithdrawalFactory(requested_by=alice, whitelisted_address=address)
     rejected = WithdrawalFactory(requested_by=alice, whitelisted_address=address)
