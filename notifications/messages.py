@@ -81,7 +81,13 @@ def _veto_line(event: AuditEvent) -> str:
 
 def event_message(*, event: AuditEvent, kind: str) -> Message:
     title = _title(event, kind)[:200]
-    link = page_link(event.object_type, event.object_id)
+    # The access review is for user admins and auditors; the person concerned gets home.
+    own = kind == Kind.MY_ACCESS_CHANGED
+    link = (
+        absolute(reverse("withdrawals:dashboard"))
+        if own
+        else page_link(event.object_type, event.object_id)
+    )
     lines = [title, ""]
     if event.message:
         lines.append(event.message)

@@ -128,10 +128,14 @@ def test_a_whitelist_proposal_and_its_cooling_off_go_to_admins_and_auditors(
     assert told(Kind.VENUE_DRIFT) == {"carol", "erin", "dave"} | others
 
 
-def test_a_role_change_tells_the_overseers_and_the_person_concerned(everyone, uma, bob):
+def test_a_role_change_tells_the_overseers_and_the_person_concerned(everyone, uma, bob, settings):
     record("people.role_granted", actor=uma, target=bob, message="Approved with TOTP: grant")
     assert told(Kind.ACCESS_CHANGED) == {"carol", "erin", "dave"}
     assert told(Kind.MY_ACCESS_CHANGED) == {"bob"}
+    # bob may not open the access review: his own message takes him home.
+    assert Notification.objects.get(kind=Kind.MY_ACCESS_CHANGED).link == settings.SITE_URL + "/"
+    overseen = Notification.objects.get(kind=Kind.ACCESS_CHANGED)
+    assert overseen.link.endswith("/people/access-review/")
 
 
 @pytest.mark.parametrize(
