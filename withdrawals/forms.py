@@ -7,7 +7,7 @@ from django import forms
 
 from venues.models import Venue
 
-from .models import AMOUNT
+from .models import AMOUNT, State
 
 _AMOUNT = re.compile(r"^[0-9]{1,60}(\.[0-9]{1,60})?\Z")  # ASCII digits only
 # What an amount column holds: anything longer is refused with a message, never a 500.
@@ -121,27 +121,38 @@ class FilterForm(forms.Form):
     venue = forms.ModelChoiceField(
         queryset=Venue.objects.all(), required=False, empty_label="All venues"
     )
-    state = forms.ChoiceField(required=False)
-    asset = forms.CharField(required=False, max_length=16)
-    q = forms.CharField(required=False, max_length=100, label="Search")
+    state = forms.ChoiceField(required=False, choices=[("", "All states"), *State.choices])
+    asset = forms.CharField(
+        required=False, max_length=16, widget=forms.TextInput(attrs={"placeholder": "BTC"})
+    )
+    q = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Address, reference or note"}),
+    )
     user = forms.CharField(required=False, max_length=150, label="Requester")
+    # Text, not the browser's date picker: the picker shows the browser's locale (mm/dd/yyyy)
+    # while the page, the links and the exports speak ISO dates.
     since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="From (YYYY-MM-DD)",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(
+            format="%Y-%m-%d", attrs={"placeholder": "YYYY-MM-DD", "inputmode": "numeric"}
+        ),
     )
     until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="To (YYYY-MM-DD)",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(
+            format="%Y-%m-%d", attrs={"placeholder": "YYYY-MM-DD", "inputmode": "numeric"}
+        ),
     )
     amount_min = AmountField(required=False, label="Min amount", max_length=40)
     amount_max = AmountField(required=False, label="Max amount", max_length=40)
     before = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        from .models import State
-
-        self.fields["state"].choices = [("", "All states"), *State.choices]
-        for name in ("asset", "q", "user", "amount_min", "amount_max"):
-            self.fields[name].widget.attrs.setdefault("placeholder", self.fields[name].label)
 
     def clean(self) -> dict:
         data = super().clean()

@@ -58,19 +58,30 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def withdrawal_list(request: HttpRequest) -> HttpResponse:
+    """The history. An invalid filter shows its message and no rows: a page of every
+    withdrawal under a filter the reader believes applied would be read as the answer."""
     form = FilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    qs = selectors.withdrawals_filtered(user=request.user, filters=filters)
-    rows, next_before = selectors.withdrawal_page(
-        qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
-    )
+    valid = form.is_valid() if form.is_bound else True
+    rows: list[selectors.HistoryRow] = []
+    next_before = None
+    if valid:
+        filters = form.cleaned_data if form.is_bound else {}
+        rows, next_before = selectors.withdrawal_history_page(
+            user=request.user, filters=filters, size=selectors.PAGE_SIZE
+        )
     query = request.GET.copy()
     query.pop("before", None)
-    template = "withdrawals/list.html#rows" if request.htmx else "withdrawals/list.html"
+    template = "withdrawals/list.html#history" if request.htmx else "withdrawals/list.html"
     return render(
         request,
         template,
-        {"form": form, "rows": rows, "next_before": next_before, "query": query.urlencode()},
+        {
+            "form": form,
+            "valid": valid,
+            "rows": rows,
+            "next_before": next_before,
+            "query": query.urlencode(),
+        },
     )
 
 
