@@ -129,11 +129,12 @@ def _history_rows(values: list[tuple[Any, ...]]) -> list[HistoryRow]:
     ]
 
 
-def withdrawal_history_page(
+def withdrawal_history_query(
     *, user: Any, filters: dict[str, Any], size: int = PAGE_SIZE
-) -> tuple[list[HistoryRow], int | None]:
-    """One page of the history, newest first, by keyset (no OFFSET, no COUNT(*)); ``before``
-    is the id of the last row of the previous page.
+) -> QuerySet[WithdrawalRequest]:
+    """The one query of a history page: ``size`` rows and one more (is there an older page?),
+    newest first, by keyset (no OFFSET, no COUNT(*)); ``before`` is the id of the last row of
+    the previous page.
 
     Without a date range the page walks ids, the order the venue, state, asset and requester
     indexes keep. With one it walks (created_at, id): the range and the order are then one
@@ -143,7 +144,9 @@ def withdrawal_history_page(
     before = filters.get("before")
     if filters.get("since") or filters.get("until"):
         if before:
-            cursor_time = WithdrawalRequest.objects.filter(pk=before).values("created_at")
+            cursor_time = (
+                WithdrawalRequest.objects.filter(pk=before).order_by().values("created_at")
+            )
             qs = qs.filter(
                 LessThan(
                     Tuple(F("created_at"), F("id")),
@@ -155,7 +158,14 @@ def withdrawal_history_page(
         if before:
             qs = qs.filter(id__lt=before)
         qs = qs.order_by("-id")
-    rows = _history_rows(list(qs.values_list(*_HISTORY_COLUMNS)[: size + 1]))
+    return qs.values_list(*_HISTORY_COLUMNS)[: size + 1]
+
+
+def withdrawal_history_page(
+    *, user: Any, filters: dict[str, Any], size: int = PAGE_SIZE
+) -> tuple[list[HistoryRow], int | None]:
+    """One page of the history and the cursor of the next (None on the last page)."""
+    rows = _history_rows(list(withdrawal_history_query(user=user, filters=filters, size=size)))
     next_before = rows[size - 1].pk if len(rows) > size else None
     return rows[:size], next_before
 
