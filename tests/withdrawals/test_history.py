@@ -254,3 +254,13 @@ def test_a_requester_sees_only_their_own_rows_in_the_history(alice_client, alice
     other = WithdrawalFactory()
     html = alice_client.get(LIST).content.decode()
     assert detail(own.pk) in html and detail(other.pk) not in html
+
+
+def test_the_address_bar_gets_the_filters_without_blanks(dave_client, two_venues):
+    blank = {"asset": "", "q": "", "since": "", "state": "completed"}
+    response = dave_client.get(LIST, blank, **HX)
+    assert response["HX-Push-Url"] == f"{LIST}?state=completed"
+    for link in export_links(response.content.decode()):
+        assert query_of(link) == {"state": ["completed"]}
+    paged = dave_client.get(LIST, {**blank, "before": 99}, **HX)
+    assert paged["HX-Push-Url"] == f"{LIST}?state=completed&before=99"
