@@ -264,3 +264,23 @@ def test_the_address_bar_gets_the_filters_without_blanks(dave_client, two_venues
         assert query_of(link) == {"state": ["completed"]}
     paged = dave_client.get(LIST, {**blank, "before": 99}, **HX)
     assert paged["HX-Push-Url"] == f"{LIST}?state=completed&before=99"
+
+
+def test_the_approval_queue_shows_plain_amounts_at_a_constant_query_count(bob_client, alice, bob):
+    dashboard = reverse("withdrawals:dashboard")
+    first = WithdrawalFactory(requested_by=alice, amount=Decimal("100.00"))
+    WithdrawalFactory(requested_by=bob)  # his own: never in his queue
+    bob_client.get(dashboard)
+
+    def queries() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as ctx:
+            html = bob_client.get(dashboard).content.decode()
+        return len(ctx.captured_queries), html
+
+    count, html = queries()
+    assert detail(first.pk) in html and f"100 {first.asset}" in html and "E+" not in html
+    for _ in range(25):
+        WithdrawalFactory(requested_by=alice, whitelisted_address=WhitelistedAddressFactory())
+    more, html = queries()
+    assert more == count
+    assert html.count('href="/withdrawals/') - html.count('href="/withdrawals/new') >= 20
