@@ -7,7 +7,7 @@ from django import forms
 
 from venues.models import Venue
 
-from .models import AMOUNT
+from .models import AMOUNT, State
 
 _AMOUNT = re.compile(r"^[0-9]{1,60}(\.[0-9]{1,60})?\Z")  # ASCII digits only
 # What an amount column holds: anything longer is refused with a message, never a 500.
@@ -118,30 +118,30 @@ class RejectForm(forms.Form):
 
 
 class FilterForm(forms.Form):
+    """The history filters. The page writes its controls itself from ``fields`` and ``data``
+    (templates/withdrawals/list.html): Django's widget templates cost more than the rows."""
+
     venue = forms.ModelChoiceField(
-        queryset=Venue.objects.all(), required=False, empty_label="All venues"
+        queryset=Venue.objects.all(), required=False, empty_label="All venues", label="Venue"
     )
-    state = forms.ChoiceField(required=False)
-    asset = forms.CharField(required=False, max_length=16)
+    state = forms.ChoiceField(
+        required=False, choices=[("", "All states"), *State.choices], label="State"
+    )
+    asset = forms.CharField(required=False, max_length=16, label="Asset")
     q = forms.CharField(required=False, max_length=100, label="Search")
     user = forms.CharField(required=False, max_length=150, label="Requester")
-    since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    # Typed as ISO dates, not the browser's date picker: the picker shows the browser's locale
+    # (mm/dd/yyyy) while the page, its links and the exports speak YYYY-MM-DD.
+    since = forms.DateField(required=False, label="From (YYYY-MM-DD)", input_formats=["%Y-%m-%d"])
+    until = forms.DateField(required=False, label="To (YYYY-MM-DD)", input_formats=["%Y-%m-%d"])
     amount_min = AmountField(required=False, label="Min amount", max_length=40)
     amount_max = AmountField(required=False, label="Max amount", max_length=40)
-    before = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+    before = forms.IntegerField(required=False, min_value=1)
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        from .models import State
-
-        self.fields["state"].choices = [("", "All states"), *State.choices]
-        for name in ("asset", "q", "user", "amount_min", "amount_max"):
-            self.fields[name].widget.attrs.setdefault("placeholder", self.fields[name].label)
+    def venue_options(self) -> list[tuple[str, str]]:
+        """(value, name) of each venue, as strings the page compares with the query."""
+        venues = self.fields["venue"].queryset.values_list("pk", "name")  # type: ignore[attr-defined]
+        return [(str(pk), name) for pk, name in venues]
 
     def clean(self) -> dict:
         data = super().clean()

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import push_url
 
 from accounts.roles import APPROVER, AUDITOR, REQUESTER, WHITELIST_ADMIN, has_role, require_role
 from accounts.services import TotpRefused
@@ -58,20 +59,37 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def withdrawal_list(request: HttpRequest) -> HttpResponse:
+    """The history. An invalid filter shows its message and no rows: a page of every
+    withdrawal under a filter the reader believes applied would be read as the answer."""
     form = FilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    qs = selectors.withdrawals_filtered(user=request.user, filters=filters)
-    rows, next_before = selectors.withdrawal_page(
-        qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
-    )
-    query = request.GET.copy()
-    query.pop("before", None)
-    template = "withdrawals/list.html#rows" if request.htmx else "withdrawals/list.html"
-    return render(
-        request,
-        template,
-        {"form": form, "rows": rows, "next_before": next_before, "query": query.urlencode()},
-    )
+    valid = form.is_valid() if form.is_bound else True
+    rows: list[selectors.HistoryRow] = []
+    next_before = None
+    if valid:
+        filters = form.cleaned_data if form.is_bound else {}
+        rows, next_before = selectors.withdrawal_history_page(
+            user=request.user, filters=filters, size=selectors.PAGE_SIZE
+        )
+    # The filters as set, without blanks (htmx sends every field) nor the page cursor: the
+    # export links, the next page and the address bar carry them.
+    query = QueryDict(mutable=True)
+    for name, values in request.GET.lists():
+        if name != "before" and any(values):
+            query.setlist(name, [v for v in values if v])
+    context = {
+        "form": form,
+        "valid": valid,
+        "rows": rows,
+        "next_before": next_before,
+        "query": query.urlencode(),
+    }
+    if not request.htmx:
+        return render(request, "withdrawals/list.html", context)
+    response = render(request, "withdrawals/list.html#history", context)
+    if request.GET.get("before"):
+        query["before"] = request.GET["before"]
+    here = reverse("withdrawals:list")
+    return push_url(response, f"{here}?{query.urlencode()}" if query else here)
 
 
 @require_http_methods(["GET", "POST"])
