@@ -162,9 +162,7 @@ def settings_clean(raw: Mapping[str, Any]) -> dict[str, Any]:
     end = _count(raw.get("business_hours_end"), where="Business hours until", low=1, high=24)
     if start is None or end is None or end <= start:
         raise PolicyError("Business hours: the end must come after the start.")
-    seconds = _count(
-        raw.get("rubber_stamp_seconds"), where="Rubber stamp below", low=0, high=3600
-    )
+    seconds = _count(raw.get("rubber_stamp_seconds"), where="Rubber stamp below", low=0, high=3600)
     return {
         "median_multiple": _text(multiple),
         "business_hours_start": start,
@@ -183,8 +181,7 @@ def policy_payload_clean(raw: Mapping[str, Any]) -> dict[str, Any]:
     rules = [rule_clean(row, where=f"Rule {i}") for i, row in enumerate(rows, start=1)]
     if not is_catch_all(rules[-1]):
         raise PolicyError(
-            "The last rule is the default: it must match any venue, asset, destination and "
-            "amount."
+            "The last rule is the default: it must match any venue, asset, destination and amount."
         )
     for i, rule in enumerate(rules[:-1], start=1):
         if is_catch_all(rule):
@@ -311,9 +308,7 @@ def policy_diff(
                 if before.get(f) != after.get(f)
             ]
             if changes:
-                lines.append(
-                    f"Rule {i + 1} ({rule_describe(after, names)}): " + "; ".join(changes)
-                )
+                lines.append(f"Rule {i + 1} ({rule_describe(after, names)}): " + "; ".join(changes))
     return lines
 
 
@@ -324,8 +319,7 @@ def rule_summary(rule: Mapping[str, Any], names: Mapping[str, Mapping[int, str]]
         parts.append(f"one a {role_label(rule['required_role'])}")
     limits = [
         f"{FIELD_WORDS[f]} {rule[f]}"
-        for f in ("max_per_withdrawal", "daily_amount", "daily_count")
-        + ("destination_daily_amount", "destination_daily_count")
+        for f in ("max_per_withdrawal", *AMOUNT_FIELDS[3:], *COUNT_FIELDS)
         if rule.get(f) not in (None, "")
     ]
     parts.extend(limits)

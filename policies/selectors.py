@@ -12,9 +12,9 @@ from . import rulebook
 from .models import PolicyVersion, PriceTable, Proposal, ProposalKind, ProposalState, Rule
 
 
-def policy_current() -> PolicyVersion:
-    """The version in force. A migration writes version 1, so there always is one."""
-    return PolicyVersion.objects.order_by("-number").first()  # type: ignore[return-value]
+def policy_current() -> PolicyVersion | None:
+    """The version in force (see ``services.policy_in_force`` for why it may be missing)."""
+    return PolicyVersion.objects.order_by("-number").first()
 
 
 def policy_rules(version: PolicyVersion) -> list[Rule]:

@@ -7,124 +7,272 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('venues', '0004_venue_change'),
-        ('whitelist', '0002_lifecycle_fields'),
+        ("venues", "0004_venue_change"),
+        ("whitelist", "0002_lifecycle_fields"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='VelocityLock',
+            name="VelocityLock",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(max_length=80, unique=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("scope", models.CharField(max_length=80, unique=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Proposal',
+            name="Proposal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('policy', 'Policy'), ('prices', 'Reference prices')], max_length=10)),
-                ('state', models.CharField(choices=[('proposed', 'Waiting for a second whitelist admin'), ('approved', 'Approved'), ('declined', 'Declined')], default='proposed', max_length=10)),
-                ('payload', models.JSONField()),
-                ('base_number', models.PositiveIntegerField(blank=True, null=True)),
-                ('proposed_at', models.DateTimeField(auto_now_add=True)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_totp_step', models.BigIntegerField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=300)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('proposed_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("policy", "Policy"), ("prices", "Reference prices")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("proposed", "Waiting for a second whitelist admin"),
+                            ("approved", "Approved"),
+                            ("declined", "Declined"),
+                        ],
+                        default="proposed",
+                        max_length=10,
+                    ),
+                ),
+                ("payload", models.JSONField()),
+                ("base_number", models.PositiveIntegerField(blank=True, null=True)),
+                ("proposed_at", models.DateTimeField(auto_now_add=True)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("decided_totp_step", models.BigIntegerField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=300)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "proposed_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-proposed_at', '-id'],
+                "ordering": ["-proposed_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='PriceTable',
+            name="PriceTable",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField(unique=True)),
-                ('as_of', models.DateField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('proposal', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='policies.proposal')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField(unique=True)),
+                ("as_of", models.DateField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "proposal",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="policies.proposal",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-number'],
+                "ordering": ["-number"],
             },
         ),
         migrations.CreateModel(
-            name='PolicyVersion',
+            name="PolicyVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField(unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('median_multiple', models.DecimalField(decimal_places=2, default=Decimal('3'), max_digits=8)),
-                ('business_hours_start', models.PositiveSmallIntegerField(default=8)),
-                ('business_hours_end', models.PositiveSmallIntegerField(default=18)),
-                ('weekdays_only', models.BooleanField(default=True)),
-                ('rubber_stamp_seconds', models.PositiveIntegerField(default=10)),
-                ('proposal', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='policies.proposal')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField(unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "median_multiple",
+                    models.DecimalField(decimal_places=2, default=Decimal("3"), max_digits=8),
+                ),
+                ("business_hours_start", models.PositiveSmallIntegerField(default=8)),
+                ("business_hours_end", models.PositiveSmallIntegerField(default=18)),
+                ("weekdays_only", models.BooleanField(default=True)),
+                ("rubber_stamp_seconds", models.PositiveIntegerField(default=10)),
+                (
+                    "proposal",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="policies.proposal",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-number'],
+                "ordering": ["-number"],
             },
         ),
         migrations.CreateModel(
-            name='Rule',
+            name="Rule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('label', models.CharField(blank=True, max_length=80)),
-                ('asset', models.CharField(blank=True, max_length=16)),
-                ('amount_above', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('amount_up_to', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('quorum', models.PositiveSmallIntegerField(default=1)),
-                ('required_role', models.CharField(blank=True, max_length=32)),
-                ('max_per_withdrawal', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('daily_amount', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('daily_count', models.PositiveIntegerField(blank=True, null=True)),
-                ('destination_daily_amount', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('destination_daily_count', models.PositiveIntegerField(blank=True, null=True)),
-                ('expiry_hours', models.PositiveIntegerField(default=72)),
-                ('destination', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='whitelist.whitelistedaddress')),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rules', to='policies.policyversion')),
-                ('venue', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='venues.venue')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField()),
+                ("label", models.CharField(blank=True, max_length=80)),
+                ("asset", models.CharField(blank=True, max_length=16)),
+                (
+                    "amount_above",
+                    models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True),
+                ),
+                (
+                    "amount_up_to",
+                    models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True),
+                ),
+                ("quorum", models.PositiveSmallIntegerField(default=1)),
+                ("required_role", models.CharField(blank=True, max_length=32)),
+                (
+                    "max_per_withdrawal",
+                    models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True),
+                ),
+                (
+                    "daily_amount",
+                    models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True),
+                ),
+                ("daily_count", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "destination_daily_amount",
+                    models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True),
+                ),
+                ("destination_daily_count", models.PositiveIntegerField(blank=True, null=True)),
+                ("expiry_hours", models.PositiveIntegerField(default=72)),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="whitelist.whitelistedaddress",
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="rules",
+                        to="policies.policyversion",
+                    ),
+                ),
+                (
+                    "venue",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="venues.venue",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['policy', 'position'],
+                "ordering": ["policy", "position"],
             },
         ),
         migrations.CreateModel(
-            name='Price',
+            name="Price",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('asset', models.CharField(max_length=16)),
-                ('usd', models.DecimalField(decimal_places=18, max_digits=38)),
-                ('table', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='prices', to='policies.pricetable')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("asset", models.CharField(max_length=16)),
+                ("usd", models.DecimalField(decimal_places=18, max_digits=38)),
+                (
+                    "table",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="prices",
+                        to="policies.pricetable",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['asset'],
-                'constraints': [models.UniqueConstraint(fields=('table', 'asset'), name='price_once_per_table'), models.CheckConstraint(condition=models.Q(('usd__gt', 0)), name='price_usd_gt_0')],
+                "ordering": ["asset"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("table", "asset"), name="price_once_per_table"),
+                    models.CheckConstraint(
+                        condition=models.Q(("usd__gt", 0)), name="price_usd_gt_0"
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='proposal',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'proposed')), fields=('kind',), name='policy_one_open_proposal_per_kind'),
+            model_name="proposal",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "proposed")),
+                fields=("kind",),
+                name="policy_one_open_proposal_per_kind",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='proposal',
-            constraint=models.CheckConstraint(condition=models.Q(('decided_by', models.F('proposed_by')), ('state', 'approved'), _negated=True), name='policy_proposal_four_eyes'),
+            model_name="proposal",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("decided_by", models.F("proposed_by")), ("state", "approved"), _negated=True
+                ),
+                name="policy_proposal_four_eyes",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rule',
-            constraint=models.UniqueConstraint(fields=('policy', 'position'), name='policy_rule_position'),
+            model_name="rule",
+            constraint=models.UniqueConstraint(
+                fields=("policy", "position"), name="policy_rule_position"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rule',
-            constraint=models.CheckConstraint(condition=models.Q(('quorum__gte', 1)), name='policy_rule_quorum'),
+            model_name="rule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quorum__gte", 1)), name="policy_rule_quorum"
+            ),
         ),
     ]

@@ -22,52 +22,57 @@ def carry_over(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('policies', '0002_default_policy'),
-        ('withdrawals', '0004_search_and_filter_indexes'),
+        ("policies", "0002_default_policy"),
+        ("withdrawals", "0004_search_and_filter_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='approval',
-            name='red_flags',
+            model_name="approval",
+            name="red_flags",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='approval',
-            name='review_seconds',
+            model_name="approval",
+            name="review_seconds",
             field=models.DecimalField(blank=True, decimal_places=3, max_digits=12, null=True),
         ),
         migrations.AddField(
-            model_name='approval',
-            name='rubber_stamp',
+            model_name="approval",
+            name="rubber_stamp",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='withdrawalrequest',
-            name='approval_quorum',
+            model_name="withdrawalrequest",
+            name="approval_quorum",
             field=models.PositiveSmallIntegerField(default=1),
         ),
         migrations.AddField(
-            model_name='withdrawalrequest',
-            name='approval_role',
+            model_name="withdrawalrequest",
+            name="approval_role",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='withdrawalrequest',
-            name='approved_at',
+            model_name="withdrawalrequest",
+            name="approved_at",
             field=models.DateTimeField(blank=True, db_index=True, null=True),
         ),
         migrations.AddField(
-            model_name='withdrawalrequest',
-            name='expires_at',
+            model_name="withdrawalrequest",
+            name="expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='withdrawalrequest',
-            name='policy_rule',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='policies.rule'),
+            model_name="withdrawalrequest",
+            name="policy_rule",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="policies.rule",
+            ),
         ),
         migrations.RunPython(carry_over, migrations.RunPython.noop),
     ]
