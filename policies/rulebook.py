@@ -8,7 +8,7 @@ proposal is stored until a second whitelist admin approves it.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,6 +24,7 @@ AMOUNT_FIELDS = (
     "destination_daily_amount",
 )
 COUNT_FIELDS = ("daily_count", "destination_daily_count")
+MATCH_FIELDS = ("venue", "asset", "destination", "amount_above", "amount_up_to")
 RULE_FIELDS = (
     "label",
     "venue",
@@ -149,9 +150,7 @@ def rule_clean(raw: Mapping[str, Any], *, where: str) -> dict[str, Any]:
 
 
 def is_catch_all(rule: Mapping[str, Any]) -> bool:
-    return not any(
-        rule.get(f) for f in ("venue", "asset", "destination", "amount_above", "amount_up_to")
-    )
+    return not any(rule.get(f) for f in MATCH_FIELDS)
 
 
 def settings_clean(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,6 +185,12 @@ def policy_payload_clean(raw: Mapping[str, Any]) -> dict[str, Any]:
     for i, rule in enumerate(rules[:-1], start=1):
         if is_catch_all(rule):
             raise PolicyError(f"Rule {i} matches everything, so the rules after it never apply.")
+    seen: dict[tuple[Any, ...], int] = {}
+    for i, rule in enumerate(rules, start=1):
+        if (first := seen.setdefault(match_key(rule), i)) != i:
+            raise PolicyError(
+                f"Rule {i} matches exactly what rule {first} does, so it never applies."
+            )
     return {"settings": settings_clean(raw.get("settings") or SETTING_DEFAULTS), "rules": rules}
 
 
@@ -291,25 +296,36 @@ def policy_diff(
                 f"{FIELD_WORDS[field]}: {_value_words(field, before, names)} → "
                 f"{_value_words(field, value, names)}"
             )
-    old_rules: Sequence[Mapping[str, Any]] = (old or {}).get("rules") or []
-    new_rules: Sequence[Mapping[str, Any]] = new["rules"]
-    for i in range(max(len(old_rules), len(new_rules))):
-        before = old_rules[i] if i < len(old_rules) else None
-        after = new_rules[i] if i < len(new_rules) else None
-        if before is None and after is not None:
+    old_rules = {
+        match_key(rule): (i, rule) for i, rule in enumerate((old or {}).get("rules") or [])
+    }
+    new_keys = set()
+    for i, after in enumerate(new["rules"]):
+        key = match_key(after)
+        new_keys.add(key)
+        if key not in old_rules:
             lines.append(f"Rule {i + 1} added: {rule_summary(after, names)}")
-        elif after is None and before is not None:
-            lines.append(f"Rule {i + 1} removed: {rule_summary(before, names)}")
-        elif before is not None and after is not None:
-            changes = [
-                f"{FIELD_WORDS[f]} {_value_words(f, before.get(f), names)} → "
-                f"{_value_words(f, after.get(f), names)}"
-                for f in RULE_FIELDS
-                if before.get(f) != after.get(f)
-            ]
-            if changes:
-                lines.append(f"Rule {i + 1} ({rule_describe(after, names)}): " + "; ".join(changes))
+            continue
+        was, before = old_rules[key]
+        changes = [
+            f"{FIELD_WORDS[f]} {_value_words(f, before.get(f), names)} → "
+            f"{_value_words(f, after.get(f), names)}"
+            for f in RULE_FIELDS
+            if before.get(f) != after.get(f)
+        ]
+        if was != i:
+            changes.insert(0, f"moved from position {was + 1}")
+        if changes:
+            lines.append(f"Rule {i + 1} ({rule_describe(after, names)}): " + "; ".join(changes))
+    for key, (was, before) in old_rules.items():
+        if key not in new_keys:
+            lines.append(f"Rule {was + 1} removed: {rule_summary(before, names)}")
     return lines
+
+
+def match_key(rule: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a rule matches: two rules with the same key are the same rule, changed."""
+    return tuple(rule.get(f) for f in MATCH_FIELDS)
 
 
 def rule_summary(rule: Mapping[str, Any], names: Mapping[str, Mapping[int, str]]) -> str:
