@@ -12,6 +12,7 @@ urlpatterns = [
     path("venues/", include("venues.urls")),
     path("whitelist/", include("whitelist.urls")),
     path("audit/", include("audit.urls")),
+    path("policy/", include("policies.urls")),
     path("admin/", admin.site.urls),
     path("", include("withdrawals.urls")),
 ]

@@ -70,6 +70,10 @@ class RedFlag:
     code: Flag
     detail: str
 
+    @property
+    def label(self) -> str:
+        return FLAG_LABELS[self.code]
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -89,6 +93,14 @@ class Limit:
     @property
     def near(self) -> bool:
         return self.used + self.adding > self.limit * NEAR_LIMIT
+
+    @property
+    def quantity_used(self) -> str:
+        return self.quantity(self.used)
+
+    @property
+    def quantity_limit(self) -> str:
+        return self.quantity(self.limit)
 
     def quantity(self, value: Decimal) -> str:
         text = format(value.normalize(), "f")
@@ -429,7 +441,6 @@ def approval_context(
         "policy_version": rule.policy.number if rule is not None else None,
         "given": live.count(),
         "flags": red_flags(withdrawal, now=now) if pending else [],
-        "flag_labels": FLAG_LABELS,
         "usd": selectors.usd_value(asset=withdrawal.asset, amount=withdrawal.amount),
         "expires_at": withdrawal.expires_at,
         "role_refusal": approval_refusal(withdrawal, live, viewer) if pending else "",
@@ -437,10 +448,12 @@ def approval_context(
 
 
 def request_context(
-    *, venue: Venue, address: WhitelistedAddress, amount: Decimal, now: datetime | None = None
+    *, venue: Venue, address_id: int, amount: Decimal, now: datetime | None = None
 ) -> dict[str, Any]:
-    """What ``policies/_request_info.html`` shows while the requester types an amount."""
+    """What ``policies/_request_info.html`` shows while the requester types an amount (for an
+    address the preview has already found active on this venue)."""
     now = now or timezone.now()
+    address = WhitelistedAddress.objects.get(pk=address_id, venue=venue)
     rule = rule_for(venue=venue, address=address, amount=amount)
     limits = _limits(rule, venue=venue, address=address, amount=amount, exclude=None, now=now)
     return {
