@@ -8,6 +8,7 @@ from django import forms
 from venues.models import Venue
 
 from .models import AMOUNT
+from .policy import FLAG_LABELS
 
 _AMOUNT = re.compile(r"^[0-9]{1,60}(\.[0-9]{1,60})?\Z")  # ASCII digits only
 # What an amount column holds: anything longer is refused with a message, never a 500.
@@ -133,6 +134,12 @@ class FilterForm(forms.Form):
     )
     amount_min = AmountField(required=False, label="Min amount", max_length=40)
     amount_max = AmountField(required=False, label="Max amount", max_length=40)
+    # Approvals given despite a red flag (recorded with each approval), for auditors.
+    red_flag = forms.ChoiceField(
+        required=False,
+        label="Red flag",
+        choices=[("", "Any or no red flag"), *((f.value, text) for f, text in FLAG_LABELS.items())],
+    )
     before = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
 
     def __init__(self, *args, **kwargs) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from policies.models import PolicyVersion, PriceTable, Proposal, ProposalState
 from tests.factories import policy_install
-from tests.withdrawals.test_services import create
+from tests.withdrawals.test_services import approved, create
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +150,19 @@ def test_the_approve_panel_shows_what_the_rule_needs_and_the_red_flags(
         'data-flag="first_payment"'
         not in login(alice).get(f"/withdrawals/{withdrawal.pk}/").content.decode()
     )
+
+
+def test_auditors_filter_withdrawals_by_the_red_flag_their_approval_carried(
+    alice, bob, dave, address, login, fresh_code
+):
+    policy_install(rubber_stamp_seconds=3600)
+    flagged = approved(create(alice, address), bob, fresh_code(bob))
+    quiet = create(alice, address, flagged.amount * 2)
+    client = login(dave)
+
+    first = client.get("/withdrawals/?red_flag=first_payment").content.decode()
+    assert f"/withdrawals/{flagged.pk}/" in first and f"/withdrawals/{quiet.pk}/" not in first
+    stamped = client.get("/withdrawals/?red_flag=rubber_stamp").content.decode()
+    assert f"/withdrawals/{flagged.pk}/" in stamped
+    none = client.get("/withdrawals/?red_flag=near_duplicate").content.decode()
+    assert f"/withdrawals/{flagged.pk}/" not in none
