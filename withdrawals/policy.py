@@ -305,8 +305,11 @@ def approval_refusal(
 
 
 def _policy_of(withdrawal: WithdrawalRequest) -> PolicyVersion:
-    rule = withdrawal.policy_rule
-    return rule.policy if rule is not None else services.policy_in_force()
+    """The red-flag settings a withdrawal is judged by: its rule's version, else the one in force
+    (a request from before the policy), else the defaults. Reads only: pages call this."""
+    if withdrawal.policy_rule is not None:
+        return withdrawal.policy_rule.policy
+    return selectors.policy_current() or PolicyVersion(number=0)
 
 
 def outside_business_hours(policy: PolicyVersion, *, now: datetime) -> bool:
