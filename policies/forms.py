@@ -69,14 +69,15 @@ class RuleForm(forms.Form):
 
 class BaseRuleFormSet(forms.BaseFormSet):
     def rules(self) -> list[dict[str, Any]]:
-        """The rules in the order typed, without deleted or untouched rows."""
+        """The rules in the order typed (a blank order keeps the row's place), the default rule
+        last wherever it was typed, without deleted or untouched rows."""
         kept = [
-            f
-            for f in self.forms
+            (i, f.raw(), f.cleaned_data.get("ORDER"))
+            for i, f in enumerate(self.forms, start=1)
             if f.has_changed() and f.cleaned_data and not f.cleaned_data.get("DELETE")
         ]
-        kept.sort(key=lambda f: f.cleaned_data.get("ORDER") or len(self.forms) + 1)
-        return [f.raw() for f in kept]
+        kept.sort(key=lambda row: (rulebook.is_catch_all(row[1]), row[2] or row[0], row[0]))
+        return [raw for _, raw, _ in kept]
 
 
 RuleFormSet = forms.formset_factory(

@@ -166,3 +166,10 @@ def test_auditors_filter_withdrawals_by_the_red_flag_their_approval_carried(
     assert f"/withdrawals/{flagged.pk}/" in stamped
     none = client.get("/withdrawals/?red_flag=near_duplicate").content.decode()
     assert f"/withdrawals/{flagged.pk}/" not in none
+
+
+def test_a_rule_added_in_the_empty_row_goes_before_the_default(carol, login):
+    rows = [{"quorum": 1, "ORDER": 1}, {"asset": "ETH", "quorum": 2}]
+    assert login(carol).post("/policy/propose/", rules_post(rows)).status_code == 302
+    rules = Proposal.objects.get().payload["rules"]
+    assert [(r["asset"], r["quorum"]) for r in rules] == [("ETH", 2), ("", 1)]
