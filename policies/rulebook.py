@@ -214,7 +214,9 @@ def prices_payload_clean(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {"as_of": day.isoformat(), "prices": dict(sorted(prices.items()))}
 
 
-def rule_matches(rule: Rule, *, venue_id: int, asset: str, destination_id: int, amount: Decimal):
+def rule_matches(
+    rule: Rule, *, venue_id: int, asset: str, destination_id: int, amount: Decimal
+) -> bool:
     return (
         (rule.venue_id is None or rule.venue_id == venue_id)
         and (not rule.asset or rule.asset == asset.upper())

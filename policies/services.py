@@ -77,7 +77,9 @@ def _check_references(payload: dict[str, Any]) -> None:
         raise PolicyError("A rule names a destination that is not on the whitelist.")
 
 
-def _propose(*, kind: str, actor: Any, payload: dict[str, Any], diff: list[str], ip: str | None):
+def _propose(
+    *, kind: str, actor: Any, payload: dict[str, Any], diff: list[str], ip: str | None
+) -> Proposal:
     if not rules.may_propose(actor):
         raise PermissionDenied("Only whitelist admins propose policy and price changes.")
     if not diff:

@@ -397,7 +397,9 @@ def flags_recorded(flags: Iterable[RedFlag]) -> str:
     return " ".join(dict.fromkeys(flag.code.value for flag in flags))
 
 
-def review_time(withdrawal: WithdrawalRequest, quote_fetched_at: datetime, *, now: datetime):
+def review_time(
+    withdrawal: WithdrawalRequest, quote_fetched_at: datetime, *, now: datetime
+) -> tuple[Decimal, bool]:
     """(seconds from the approver's quote load to their approval, whether that is a rubber
     stamp). Measured on the server: the quote row is written when the page asks for it."""
     seconds = Decimal((now - quote_fetched_at).total_seconds()).quantize(Decimal("0.001"))
