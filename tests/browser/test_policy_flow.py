@@ -90,3 +90,9 @@ def test_two_approvers_one_a_treasury_lead(live_server, browser, screenshots, se
             "bob",
             "tina",
         }
+
+    # The rules she approved under are on the Policy page, in words.
+    tina.get_by_role("link", name="Policy").click()
+    expect(tina.locator("#rules")).to_contain_text("BTC above 0.5")
+    expect(tina.locator("#rules")).to_contain_text("treasury lead")
+    tina.screenshot(path=screenshots / "p4-policy-page.png", full_page=True)
