@@ -11,7 +11,9 @@ APPROVER = "approver"
 WHITELIST_ADMIN = "whitelist_admin"
 AUDITOR = "auditor"
 USER_ADMIN = "user_admin"
-ROLES = (REQUESTER, APPROVER, WHITELIST_ADMIN, AUDITOR, USER_ADMIN)
+# Grants no permission by itself: a policy rule may require one approver to hold it.
+TREASURY_LEAD = "treasury_lead"
+ROLES = (REQUESTER, APPROVER, WHITELIST_ADMIN, AUDITOR, USER_ADMIN, TREASURY_LEAD)
 
 # group -> "app_label.codename" permissions. The four-eyes rules bind the act, not the role:
 # holding both requester and approver never lets anyone approve their own withdrawal.
@@ -21,6 +23,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     WHITELIST_ADMIN: ("whitelist.govern_address", "venues.manage_venue"),
     AUDITOR: ("audit.view_everything", "whitelist.veto_address"),
     USER_ADMIN: ("accounts.manage_people",),
+    TREASURY_LEAD: (),
 }
 
 

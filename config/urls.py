@@ -14,6 +14,7 @@ urlpatterns = [
     path("whitelist/", include("whitelist.urls")),
     path("audit/", include("audit.urls")),
     path("notifications/", include("notifications.urls")),
+    path("policy/", include("policies.urls")),
     path("admin/", admin.site.urls),
     path("", include("withdrawals.urls")),
 ]

@@ -16,6 +16,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from factory.django import DjangoModelFactory
 
+from policies.models import PolicyVersion, Rule
 from venues.models import Venue
 from venues.sandbox.registry import sandbox_for
 from whitelist.models import AddressState, WhitelistedAddress
@@ -180,3 +181,20 @@ def totp_code(user: Any, *, at: float, steps_ahead: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = at + steps_ahead * device.step
     return f"{totp.token():0{device.digits}d}"
+
+
+def policy_install(*rules: dict[str, Any], **settings: Any) -> PolicyVersion:
+    """Put a policy in force directly (tests of other things than the four-eyes change flow).
+
+    Each rule is Rule fields; the default rule (matching anything, quorum 1 unless the last rule
+    given is already a catch-all) closes the list as in every valid policy.
+    """
+    last = PolicyVersion.objects.order_by("-number").first()
+    version = PolicyVersion.objects.create(number=(last.number if last else 0) + 1, **settings)
+    rows = list(rules)
+    matchers = ("venue", "venue_id", "asset", "destination", "destination_id")
+    if not rows or any(rows[-1].get(k) for k in (*matchers, "amount_above", "amount_up_to")):
+        rows.append({})
+    for position, fields in enumerate(rows, start=1):
+        Rule.objects.create(policy=version, position=position, **fields)
+    return version

@@ -20,6 +20,8 @@ from accounts.models import AccessChange, ChangeState, Invitation
 from accounts.services import access_change_propose
 from audit.models import AuditEvent
 from notifications.models import Preference
+from policies.models import PolicyVersion, PriceTable, Proposal, Rule
+from policies.services import policy_change_propose
 from tests.conftest import verified_login
 from tests.factories import UserFactory, WithdrawalFactory
 from venues.models import Venue, VenueChange, VenueChangeState
@@ -58,6 +60,7 @@ def test_the_matrix_sees_every_withdrawal_and_account_url():
         "",
         "withdrawals/<int:pk>/approve/",
         "withdrawals/new/preview/",
+        "policy/proposals/<int:pk>/approve/",
         "accounts/verify/",
         "accounts/enrol/<str:token>/",
         "people/",
@@ -82,6 +85,8 @@ def concrete_paths(objects: dict[str, Any]) -> list[str]:
             return str(objects["access_change"].pk)
         if route.startswith("people/"):
             return str(objects["user"].pk)
+        if route.startswith("policy/proposals/"):
+            return str(objects["policy_proposal"].pk)
         if route.startswith("venues/changes/"):
             return str(objects["venue_change"].pk)
         if route.startswith("venues/"):
@@ -113,6 +118,10 @@ def snapshot() -> dict[str, list[dict[str, Any]]]:
         "quotes": list(Quote.objects.order_by("pk").values()),
         "venues": list(Venue.objects.order_by("pk").values()),
         "venue_changes": list(VenueChange.objects.order_by("pk").values()),
+        "policy": list(PolicyVersion.objects.order_by("pk").values())
+        + list(Rule.objects.order_by("pk").values())
+        + list(Proposal.objects.order_by("pk").values())
+        + list(PriceTable.objects.order_by("pk").values()),
         "addresses": list(WhitelistedAddress.objects.order_by("pk").values()),
         "audit": list(AuditEvent.objects.order_by("seq").values()),
         # Who may do what: accounts, roles, proposals, links and devices (not a device's
@@ -169,6 +178,9 @@ def objects(alice, bob, carol, dave, mallory, uma, ulf, address):
             actor=carol, venue_id=address.venue.pk, account="matrix-account"
         ),
         "address": address,
+        "policy_proposal": policy_change_propose(
+            actor=carol, raw={"rules": [{"asset": "BTC", "quorum": 2}, {"quorum": 1}]}
+        ),
         "device": TOTPDevice.objects.get(user=bob),
         "user": alice,
         "access_change": access_change_propose(
@@ -288,6 +300,16 @@ def test_a_second_whitelist_admin_approves_a_venue_change_through_its_page(objec
     change.refresh_from_db()
     assert change.state == VenueChangeState.APPLIED
     assert Venue.objects.get(pk=objects["venue"].pk).account == "matrix-account"
+
+
+def test_a_second_whitelist_admin_approves_a_policy_change_through_its_page(objects, fresh_code):
+    """A successful mutation: erin approves carol's policy proposal with TOTP."""
+    erin = UserFactory(username="erin", roles=["whitelist_admin"])
+    proposal = objects["policy_proposal"]
+    client = verified_login(Client(), erin)
+    response = client.post(f"/policy/proposals/{proposal.pk}/approve/", {"code": fresh_code(erin)})
+    assert response.status_code == 302
+    assert Rule.objects.filter(policy__proposal=proposal, asset="BTC", quorum=2).exists()
 
 
 def test_only_user_admins_reach_the_people_page_and_auditors_the_access_review(objects):

@@ -8,6 +8,7 @@ from django import forms
 from venues.models import Venue
 
 from .models import AMOUNT, State
+from .policy import FLAG_LABELS
 
 _AMOUNT = re.compile(r"^[0-9]{1,60}(\.[0-9]{1,60})?\Z")  # ASCII digits only
 # What an amount column holds: anything longer is refused with a message, never a 500.
@@ -136,6 +137,12 @@ class FilterForm(forms.Form):
     until = forms.DateField(required=False, label="To (YYYY-MM-DD)", input_formats=["%Y-%m-%d"])
     amount_min = AmountField(required=False, label="Min amount", max_length=40)
     amount_max = AmountField(required=False, label="Max amount", max_length=40)
+    # Approvals given despite a red flag (recorded with each approval), for auditors.
+    red_flag = forms.ChoiceField(
+        required=False,
+        label="Red flag",
+        choices=[("", "Any or no red flag"), *((f.value, text) for f, text in FLAG_LABELS.items())],
+    )
     before = forms.IntegerField(required=False, min_value=1)
 
     def venue_options(self) -> list[tuple[str, str]]:

@@ -93,6 +93,17 @@ class WithdrawalRequest(models.Model):
     attention_since = models.DateTimeField(null=True, blank=True, db_index=True)
     attention_reason = models.CharField(max_length=500, blank=True)
 
+    # The policy rule that matched at request time, and what it decided, copied so that neither
+    # a later policy version nor a missing rule (older rows) changes what this request needs.
+    policy_rule = models.ForeignKey(
+        "policies.Rule", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approval_quorum = models.PositiveSmallIntegerField(default=1)
+    approval_role = models.CharField(max_length=32, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # When the quorum was reached: velocity limits count approved-or-further withdrawals by it.
+    approved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # History pages filter on one of these and page newest-first on id (keyset).
@@ -194,6 +205,12 @@ class Approval(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     voided = models.BooleanField(default=False)
+    # The red flags the approver was shown (codes of policies.flags, space-separated so an
+    # auditor's filter is a plain substring match on every database), and how long after
+    # loading the confirmed quote they approved: below the policy's threshold is a rubber stamp.
+    red_flags = models.CharField(max_length=200, blank=True)
+    review_seconds = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    rubber_stamp = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["created_at", "id"]

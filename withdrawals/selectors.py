@@ -17,7 +17,8 @@ from audit.models import AuditEvent, VenueExchange
 from audit.selectors import audit_events_for, date_range_q
 
 from . import rules
-from .models import DuplicatePayment, Resolution, State, WithdrawalRequest
+from .models import Approval, DuplicatePayment, Resolution, State, WithdrawalRequest
+from .policy import Flag
 
 PAGE_SIZE = 50
 
@@ -71,6 +72,11 @@ def withdrawals_filtered(*, user: Any, filters: dict[str, Any]) -> QuerySet[With
         qs = qs.filter(amount__gte=filters["amount_min"])
     if filters.get("amount_max") is not None:
         qs = qs.filter(amount__lte=filters["amount_max"])
+    if flag := filters.get("red_flag"):
+        approvals = Approval.objects.filter(
+            Q(rubber_stamp=True) if flag == Flag.RUBBER_STAMP else Q(red_flags__contains=flag)
+        )
+        qs = qs.filter(pk__in=approvals.values("withdrawal_id"))
     qs = qs.filter(
         **date_range_q("created_at", since=filters.get("since"), until=filters.get("until"))
     )

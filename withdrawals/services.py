@@ -25,6 +25,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.roles import APPROVER, REQUESTER, require_role
@@ -56,7 +57,7 @@ from venues.registry import client_class, client_for
 from whitelist.models import AddressState, WhitelistedAddress
 from whitelist.services import VenueCheckUnavailable, address_verify_before_submit
 
-from . import rules, tasks
+from . import policy, rules, tasks
 from .models import (
     AMOUNT,
     FINAL_STATES,
@@ -324,6 +325,12 @@ def withdrawal_create(
     venue = _enabled_venue(venue_id)
     with transaction.atomic():
         address = _active_address(venue=venue, address_id=address_id)
+        now = timezone.now()
+        rule = policy.rule_for(venue=venue, address=address, amount=amount)
+        if refusal := policy.request_refusal(
+            rule, venue=venue, address=address, amount=amount, now=now
+        ):
+            raise WithdrawalError(refusal, field="amount")
         withdrawal = WithdrawalRequest(
             venue=venue,
             whitelisted_address=address,
@@ -338,6 +345,7 @@ def withdrawal_create(
             note=note[:200],
             requested_by=requester,
         )
+        policy.rule_apply(withdrawal, rule, now=now)
         withdrawal.payload_hash = withdrawal.compute_payload_hash()
         withdrawal.save()
         _store_quote(withdrawal=withdrawal, quote=preview.quote, user=requester)
@@ -354,6 +362,11 @@ def withdrawal_create(
                 "fee_cap": preview.quote.fee,
                 "request_id": withdrawal.request_id,
                 "payload_hash": withdrawal.payload_hash,
+                "policy_version": rule.policy.number,
+                "rule": rule.position,
+                "quorum": rule.quorum,
+                "required_role": rule.required_role,
+                "expires_at": withdrawal.expires_at,
             },
         )
     return withdrawal
@@ -386,6 +399,9 @@ def _check_approvable(withdrawal: WithdrawalRequest, approver: Any) -> None:
             "You have already approved this withdrawal. Another approver must give the next "
             "approval."
         )
+    live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
+    if refusal := policy.approval_refusal(withdrawal, live, approver):
+        raise WithdrawalError(refusal)
     address = withdrawal.whitelisted_address
     if approver.pk in {address.proposed_by_id, address.approved_by_id} and not (
         WithdrawalRequest.objects.filter(whitelisted_address=address, submitted_at__isnull=False)
@@ -409,8 +425,11 @@ def withdrawal_approve(
 ) -> WithdrawalRequest:
     """Approve with a fresh TOTP code, confirming the quote the approver was shown.
 
-    The last approval of the quorum moves the withdrawal to ``approved``, writes the submission
-    intent (outbox) in the same transaction and enqueues the submission on commit.
+    The quorum and any required role are the rule recorded at request time. The approval that
+    reaches the quorum checks the velocity limits under their scope locks, moves the withdrawal
+    to ``approved``, writes the submission intent (outbox) in the same transaction and enqueues
+    the submission on commit. The red flags the approver was shown, and how long they looked
+    at the quote, are recorded with the approval.
     """
     require_role(approver, APPROVER)
     _check_approvable(WithdrawalRequest.objects.get(pk=withdrawal_id), approver)
@@ -424,6 +443,9 @@ def withdrawal_approve(
         if withdrawal.payload_hash != withdrawal.compute_payload_hash():
             raise WithdrawalError("The withdrawal changed after it was requested.")
         quote = _confirmable_quote(withdrawal, quote_id, approver)
+        now = timezone.now()
+        flags = policy.red_flags(withdrawal, now=now)
+        seconds, rubber_stamp = policy.review_time(withdrawal, quote.fetched_at, now=now)
         approval = Approval.objects.create(
             withdrawal=withdrawal,
             approver=approver,
@@ -432,9 +454,16 @@ def withdrawal_approve(
             quote=quote,
             totp_step=step,
             ip=ip,
+            red_flags=policy.flags_recorded(flags),
+            review_seconds=seconds,
+            rubber_stamp=rubber_stamp,
         )
         live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
-        quorum_reached = live.count() >= settings.WITHDRAWAL_APPROVAL_QUORUM
+        quorum_reached = policy.quorum_met(withdrawal, live)
+        if quorum_reached:
+            policy.velocity_lock(withdrawal)
+            if refusal := policy.velocity_refusal(withdrawal, now=now):
+                raise WithdrawalError(refusal)
         audit_event_record(
             action=AuditAction.WITHDRAWAL_APPROVED
             if quorum_reached
@@ -450,12 +479,16 @@ def withdrawal_approve(
                 "quote_id": quote.pk,
                 "fee": quote.fee,
                 "quote_expires_at": quote.expires_at,
+                "red_flags": approval.red_flags,
+                "review_seconds": seconds,
+                "rubber_stamp": rubber_stamp,
             },
         )
         if quorum_reached:
             withdrawal.state = State.APPROVED
             withdrawal.confirmed_quote = quote
-            withdrawal.save(update_fields=["state", "confirmed_quote", "updated_at"])
+            withdrawal.approved_at = now
+            withdrawal.save(update_fields=["state", "confirmed_quote", "approved_at", "updated_at"])
             SubmissionIntent.objects.update_or_create(
                 withdrawal=withdrawal,
                 defaults={"done_at": None, "not_before": None, "enqueued_at": timezone.now()},
@@ -758,8 +791,9 @@ def _payload_intact(withdrawal: WithdrawalRequest) -> bool:
     current = withdrawal.compute_payload_hash()
     if current != withdrawal.payload_hash:
         return False
-    live = withdrawal.approvals.filter(voided=False, payload_hash=current).count()
-    return live >= settings.WITHDRAWAL_APPROVAL_QUORUM
+    return policy.quorum_met(
+        withdrawal, withdrawal.approvals.filter(voided=False, payload_hash=current)
+    )
 
 
 def _send_blocker(withdrawal: WithdrawalRequest) -> _Result | None:
@@ -1517,12 +1551,15 @@ def withdrawal_duplicate_acknowledge(
 
 
 def withdrawals_expire_stale() -> int:
-    """Expire requests nobody approved in time. Returns how many expired."""
-    cutoff = timezone.now() - timedelta(hours=settings.WITHDRAWAL_EXPIRY_HOURS)
+    """Expire requests nobody approved in time (the wait their rule allowed). Returns how many
+    expired."""
+    now = timezone.now()
+    cutoff = now - timedelta(hours=settings.WITHDRAWAL_EXPIRY_HOURS)
+    due = Q(expires_at__lte=now) | Q(expires_at__isnull=True, created_at__lt=cutoff)
     expired = 0
-    for pk in WithdrawalRequest.objects.filter(
-        state=State.PENDING_APPROVAL, created_at__lt=cutoff
-    ).values_list("pk", flat=True):
+    for pk in WithdrawalRequest.objects.filter(due, state=State.PENDING_APPROVAL).values_list(
+        "pk", flat=True
+    ):
         with transaction.atomic():
             withdrawal = _lock(pk)
             if withdrawal.state == State.PENDING_APPROVAL:

@@ -19,7 +19,7 @@ from accounts.utils import client_ip
 from venues.models import Venue
 from whitelist.selectors import active_addresses_for
 
-from . import rules, selectors, services
+from . import policy, rules, selectors, services
 from .forms import (
     AcknowledgeDuplicateForm,
     ApproveForm,
@@ -165,6 +165,9 @@ def withdrawal_preview(request: HttpRequest) -> HttpResponse:
             context["ask_quote"] = context["preview"] is None
             context["amount"] = data["amount"]
             context["venue"] = data["venue"]
+            context["policy"] = policy.request_context(
+                venue=data["venue"], address_id=data["address"], amount=data["amount"]
+            )
         except services.WithdrawalError as exc:
             context["error"] = exc.message
     return render(request, "withdrawals/new.html#preview", context)
@@ -187,6 +190,9 @@ def _detail_context(request: HttpRequest, withdrawal: WithdrawalRequest, **extra
         and withdrawal.state in {State.PENDING_APPROVAL, State.APPROVED},
         "approve_form": ApproveForm(),
         "reject_form": RejectForm(),
+        "policy": policy.approval_context(withdrawal=withdrawal, viewer=user)
+        if can_approve
+        else None,
         **extra,
     }
 

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "audit",
     "venues",
     "whitelist",
+    "policies",
     "withdrawals",
     "notifications",
     # Demo-only commands (seed_demo, demo_totp, runvenues); production removes it.
@@ -194,9 +195,8 @@ SECURE_CSP = {
 OTP_TOTP_ISSUER = "Countersign"
 OTP_TOTP_THROTTLE_FACTOR = 1
 
-# Four-eyes: how many distinct approvers a withdrawal needs.
-WITHDRAWAL_APPROVAL_QUORUM = int(os.environ.get("WITHDRAWAL_APPROVAL_QUORUM", "1"))
-# A pending withdrawal nobody approves within this many hours expires.
+# How many distinct approvers a withdrawal needs, and how long it may wait, come from the policy
+# (policies/); this is only the wait of a withdrawal requested before the policy recorded one.
 WITHDRAWAL_EXPIRY_HOURS = int(os.environ.get("WITHDRAWAL_EXPIRY_HOURS", "72"))
 VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
 # The tier of our Kraken keys' call counter (venues.kraken.client.RATE_TIERS); "" counts nothing

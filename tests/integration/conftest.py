@@ -36,6 +36,7 @@ from tests.factories import (
     UserFactory,
     VenueFactory,
     WhitelistedAddressFactory,
+    policy_install,
     seed_of,
     totp_code,
 )
@@ -56,7 +57,6 @@ WAIT_SECONDS = 300.0
 # The production clocks: no shortened lease, grace period, resend or polling interval, so no
 # race is hidden by a clock tuned to avoid it. Only the heartbeat (a health signal) is faster.
 PROCESS_ENV = {
-    "WITHDRAWAL_APPROVAL_QUORUM": str(QUORUM),
     "WORKER_HEARTBEAT_SECONDS": "1",
     "LOG_LEVEL": "INFO",
 }
@@ -391,6 +391,7 @@ QUOTE_ID = re.compile(r'name="quote" value="(\d+)"')
 
 @pytest.fixture
 def stack(transactional_db, worker, web) -> dict[str, Any]:
+    policy_install({"quorum": QUORUM})
     return {"worker": worker, "web": web}
 
 

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from tests.factories import VenueFactory, WhitelistedAddressFactory
+from tests.factories import VenueFactory, WhitelistedAddressFactory, policy_install
 from tests.withdrawals.test_services import (
     approve,
     approved,
@@ -527,9 +527,9 @@ def test_rate_limited_retries_never_read_as_approvals(alice, bob, address, fresh
 
 
 def test_quorum_two_counts_two_approval_events_and_one_approved(
-    alice, bob, bianca, address, fresh_code, settings
+    alice, bob, bianca, address, fresh_code
 ):
-    settings.WITHDRAWAL_APPROVAL_QUORUM = 2
+    policy_install({"quorum": 2})
     withdrawal = create(alice, address)
     with no_tasks():
         approve(withdrawal, bob, fresh_code(bob))

@@ -29,6 +29,7 @@ from tests.factories import (
     WhitelistedAddressFactory,
     destination_of,
     good_amount,
+    policy_install,
 )
 from venues.sandbox.registry import sandbox_for
 from whitelist.models import AddressState
@@ -482,8 +483,8 @@ def test_bob_cannot_approve_twice(alice, bob, address, fresh_code):
     assert Approval.objects.count() == 1
 
 
-def test_the_same_approver_cannot_give_two_of_a_quorum(alice, bob, address, fresh_code, settings):
-    settings.WITHDRAWAL_APPROVAL_QUORUM = 2
+def test_the_same_approver_cannot_give_two_of_a_quorum(alice, bob, address, fresh_code):
+    policy_install({"quorum": 2})
     withdrawal = create(alice, address)
     approve(withdrawal, bob, fresh_code(bob))
     with pytest.raises(WithdrawalError, match="already approved"):
@@ -558,8 +559,8 @@ def test_a_cancelled_approved_withdrawal_is_never_submitted(alice, bob, address,
     assert sandbox().count_withdrawals() == 0
 
 
-def test_alice_requote_voids_approvals(alice, bob, bianca, address, fresh_code, settings):
-    settings.WITHDRAWAL_APPROVAL_QUORUM = 2
+def test_alice_requote_voids_approvals(alice, bob, bianca, address, fresh_code):
+    policy_install({"quorum": 2})
     withdrawal = create(alice, address)
     approve(withdrawal, bob, fresh_code(bob))
     assert reload(withdrawal).state == State.PENDING_APPROVAL
