@@ -24,7 +24,7 @@ def carry_over(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("policies", "0002_default_policy"),
-        ("withdrawals", "0004_search_and_filter_indexes"),
+        ("withdrawals", "0005_history_created_at_keyset_index"),
     ]
 
     operations = [
