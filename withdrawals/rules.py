@@ -29,6 +29,96 @@ def lease_expiry(deadline: datetime) -> datetime:
     return deadline + timedelta(seconds=settings.VENUE_HTTP_TIMEOUT + LEASE_CLOCK_MARGIN_SECONDS)
 
 
+# The venue holds the withdrawal (or is about to): only these states change without anyone on
+# the page acting, so only these are polled.
+VENUE_HOLDS = frozenset({State.APPROVED, State.SUBMITTING, State.SUBMITTED, State.OUTCOME_UNKNOWN})
+CANCELLABLE = frozenset({State.PENDING_APPROVAL, State.APPROVED})
+
+
+def withdrawal_is_polled(withdrawal: WithdrawalRequest) -> bool:
+    return withdrawal.state in VENUE_HOLDS
+
+
+def approvals_required(withdrawal: WithdrawalRequest) -> int:
+    """How many distinct approvers this withdrawal needs. Read only through here: the quorum
+    is a setting today and becomes a per-withdrawal policy."""
+    return settings.WITHDRAWAL_APPROVAL_QUORUM
+
+
+def approvals_given(withdrawal: WithdrawalRequest) -> int:
+    """Live approvals of the payload as it stands (a re-quote voids earlier ones)."""
+    return withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash).count()
+
+
+def pending_expires_at(withdrawal: WithdrawalRequest) -> datetime:
+    """When a request nobody approved expires (withdrawals_expire_stale)."""
+    return withdrawal.created_at + timedelta(hours=settings.WITHDRAWAL_EXPIRY_HOURS)
+
+
+def _not_pending(withdrawal: WithdrawalRequest) -> str:
+    if withdrawal.state == State.PENDING_APPROVAL:
+        return ""
+    return f"This withdrawal is {withdrawal.get_state_display().lower()}, not pending approval."
+
+
+def quote_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    """May ``user`` ask the venue for a fresh quote to approve against?"""
+    if not has_role(user, APPROVER):
+        return "You need the approver role to approve or reject a withdrawal."
+    if withdrawal.requested_by_id == user.pk:
+        return "You cannot approve a withdrawal you requested."
+    return _not_pending(withdrawal)
+
+
+def approve_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    refusal = quote_refusal(user, withdrawal)
+    if refusal:
+        return refusal
+    if withdrawal.approvals.filter(approver=user, voided=False).exists():
+        return (
+            "You have already approved this withdrawal. Another approver must give the next "
+            "approval."
+        )
+    address = withdrawal.whitelisted_address
+    if user.pk in {address.proposed_by_id, address.approved_by_id} and not (
+        WithdrawalRequest.objects.filter(whitelisted_address=address, submitted_at__isnull=False)
+        .exclude(pk=withdrawal.pk)
+        .exists()
+    ):
+        # Whoever whitelisted an address must not also release the first payment to it.
+        return (
+            "You proposed or approved this destination on the whitelist, so you cannot approve "
+            "the first withdrawal to it. Another approver must."
+        )
+    return ""
+
+
+def reject_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    if not has_role(user, APPROVER):
+        return "You need the approver role to approve or reject a withdrawal."
+    if withdrawal.requested_by_id == user.pk:
+        return "Cancel your own withdrawal instead of rejecting it."
+    if withdrawal.state != State.PENDING_APPROVAL:
+        return "Only a withdrawal pending approval can be rejected."
+    return ""
+
+
+def cancel_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    if withdrawal.requested_by_id != user.pk:
+        return "Only the requester can cancel a withdrawal."
+    if withdrawal.state not in CANCELLABLE:
+        return "It is too late to cancel: the withdrawal was already sent."
+    return ""
+
+
+def requote_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    if withdrawal.requested_by_id != user.pk:
+        return "Only the requester can re-quote a withdrawal."
+    if withdrawal.state != State.PENDING_APPROVAL:
+        return "Only a withdrawal pending approval can be re-quoted."
+    return ""
+
+
 def withdrawal_is_unsettled(withdrawal: WithdrawalRequest, *, now: datetime) -> bool:
     """Nobody knows whether the venue has it: an unknown outcome, or an attempt past its lease."""
     if withdrawal.state == State.OUTCOME_UNKNOWN:

@@ -6,6 +6,7 @@ The production module (``config.settings.production``) removes the defaults for 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
     # Single-use recovery codes (accounts.services.recovery_code_use).
     "django_otp.plugins.otp_static",
     "django_htmx",
+    # Floor 0: its template filters (core.templatetags.display).
+    "core",
     "accounts",
     "audit",
     "venues",
@@ -92,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.RequireVerifiedUserMiddleware",
+    # After authentication: only a signed-in person's session has an idle deadline.
+    "config.middleware.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -169,7 +174,10 @@ WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_IDLE_SECONDS", str(30 * 60)))
-SESSION_SAVE_EVERY_REQUEST = True  # idle expiry: each request pushes the deadline forward
+# Idle expiry: config.middleware.IdleSessionMiddleware pushes the deadline forward when the
+# person acts (at most once a minute), never for a page polling on its own.
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie; the token travels in hx-headers
 X_FRAME_OPTIONS = "DENY"
@@ -196,6 +204,22 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 WITHDRAWAL_APPROVAL_QUORUM = int(os.environ.get("WITHDRAWAL_APPROVAL_QUORUM", "1"))
 # A pending withdrawal nobody approves within this many hours expires.
 WITHDRAWAL_EXPIRY_HOURS = int(os.environ.get("WITHDRAWAL_EXPIRY_HOURS", "72"))
+# Block explorers, per network as venues name it (upper case), with {txid} where the id goes.
+# EXPLORER_TX_URLS in the environment (a JSON object) replaces the whole table.
+EXPLORER_TX_URLS: dict[str, str] = json.loads(os.environ.get("EXPLORER_TX_URLS") or "null") or {
+    "BTC": "https://mempool.space/tx/{txid}",
+    "BITCOIN": "https://mempool.space/tx/{txid}",
+    "ETH": "https://etherscan.io/tx/{txid}",
+    "ETHEREUM": "https://etherscan.io/tx/{txid}",
+    "ERC20": "https://etherscan.io/tx/{txid}",
+    "TRX": "https://tronscan.org/#/transaction/{txid}",
+    "TRON": "https://tronscan.org/#/transaction/{txid}",
+    "TRC20": "https://tronscan.org/#/transaction/{txid}",
+    "XRP": "https://xrpscan.com/tx/{txid}",
+    "RIPPLE": "https://xrpscan.com/tx/{txid}",
+    "BSC": "https://bscscan.com/tx/{txid}",
+    "BEP20": "https://bscscan.com/tx/{txid}",
+}
 VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
 # The tier of our Kraken keys' call counter (venues.kraken.client.RATE_TIERS); "" counts nothing
 # (an account without a counter, or a sandbox with it switched off).
