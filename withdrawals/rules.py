@@ -61,8 +61,9 @@ def _not_pending(withdrawal: WithdrawalRequest) -> str:
     return f"This withdrawal is {withdrawal.get_state_display().lower()}, not pending approval."
 
 
-def quote_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
-    """May ``user`` ask the venue for a fresh quote to approve against?"""
+def decide_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    """May ``user`` decide on this withdrawal at all (the approve panel)? Approving itself may
+    still be refused (``approve_refusal``); rejecting follows ``reject_refusal``."""
     if not has_role(user, APPROVER):
         return "You need the approver role to approve or reject a withdrawal."
     if withdrawal.requested_by_id == user.pk:
@@ -71,7 +72,7 @@ def quote_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
 
 
 def approve_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
-    refusal = quote_refusal(user, withdrawal)
+    refusal = decide_refusal(user, withdrawal)
     if refusal:
         return refusal
     if withdrawal.approvals.filter(approver=user, voided=False).exists():

@@ -374,8 +374,11 @@ def withdrawal_create(
 def withdrawal_quote_fresh(*, withdrawal_id: int, user: Any) -> Quote:
     """A fresh venue quote for the approver to confirm. Stored: every quote shown is evidence."""
     require_role(user, APPROVER)
-    withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
-    refusal = rules.quote_refusal(user, withdrawal)
+    withdrawal = WithdrawalRequest.objects.select_related("venue", "whitelisted_address").get(
+        pk=withdrawal_id
+    )
+    # A quote is only ever for approving: none for someone who may not approve.
+    refusal = rules.approve_refusal(user, withdrawal)
     if refusal:
         raise WithdrawalError(refusal)
     quote = _fetch_quote(

@@ -169,7 +169,7 @@ def _detail_context(request: HttpRequest, withdrawal: WithdrawalRequest, **extra
         "expires_at": rules.pending_expires_at(withdrawal),
         "polled": rules.withdrawal_is_polled(withdrawal),
         "refusal": venue_refusal(withdrawal),
-        "can_quote": not rules.quote_refusal(user, withdrawal),
+        "can_decide": not rules.decide_refusal(user, withdrawal),
         "approve_refusal": approve_refusal,
         "can_approve": not approve_refusal,
         "can_reject": not rules.reject_refusal(user, withdrawal),
@@ -222,7 +222,7 @@ def _panel(
     (cancelled, approved by someone else), the whole page is rendered again instead, so no
     stale button or banner stays next to the new state."""
     withdrawal.refresh_from_db()
-    refusal = rules.quote_refusal(request.user, withdrawal)
+    refusal = rules.decide_refusal(request.user, withdrawal)
     if refusal:
         messages.error(request, refusal)
         return _after_action(request, withdrawal)
