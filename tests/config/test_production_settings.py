@@ -59,7 +59,9 @@ def test_production_security_settings_reach_django(tmp_path):
     code = (
         "from django.conf import settings as s; "
         "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, "
-        "s.SECURE_HSTS_SECONDS > 0, s.DEBUG, s.SESSION_SAVE_EVERY_REQUEST, "
+        "s.SECURE_HSTS_SECONDS > 0, s.DEBUG, "
+        "not s.SESSION_SAVE_EVERY_REQUEST and 'config.middleware.IdleSessionMiddleware' in "
+        "s.MIDDLEWARE and s.SESSION_REFRESH_SECONDS <= 60, "
         "'unsafe-inline' in str(s.SECURE_CSP['script-src']), s.WHITENOISE_USE_FINDERS, "
         "s.CACHES['default']['BACKEND'].endswith('RedisCache'), s.CELERY_TASK_ACKS_LATE, "
         "s.CELERY_TASK_REJECT_ON_WORKER_LOST, s.CELERY_WORKER_PREFETCH_MULTIPLIER)"
