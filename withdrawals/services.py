@@ -96,6 +96,7 @@ class Preview:
     quote: VenueQuote
     expires_at: Any
     precision: int
+    asset: str = ""
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -303,7 +304,9 @@ def withdrawal_preview(
     _validate_amount(
         amount=amount, quote=quote, precision=precision, fee_deduct_type=fee_deduct_type
     )
-    return Preview(quote=quote, expires_at=_quote_expiry(quote), precision=precision)
+    return Preview(
+        quote=quote, expires_at=_quote_expiry(quote), precision=precision, asset=address.asset
+    )
 
 
 def withdrawal_create(

@@ -217,3 +217,14 @@ def test_production_builds_every_client_without_importing_a_sandbox(tmp_path):
     result = manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_explorer_links_come_from_the_environment(tmp_path):
+    table = '{"SOLANA": "https://solscan.io/tx/{txid}"}'
+    code = "from django.conf import settings as s; print(s.EXPLORER_TX_URLS)"
+    result = manage(
+        "shell", "-v", "0", "-c", code,
+        env={**PRODUCTION_ENV, "EXPLORER_TX_URLS": table}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'SOLANA': 'https://solscan.io/tx/{txid}'}"

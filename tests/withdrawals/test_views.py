@@ -108,7 +108,7 @@ def test_detail_full_page_and_status_partial(alice_client, alice, address):
     full = alice_client.get(url("detail", withdrawal.pk))
     assert full.status_code == 200 and b"<html" in full.content
     assert f"Withdrawal #{withdrawal.pk}".encode() in full.content
-    assert f'{url("status", withdrawal.pk)}?poll=1'.encode() in full.content  # venue holds it
+    assert f"{url('status', withdrawal.pk)}?poll=1".encode() in full.content  # venue holds it
     live = alice_client.get(url("status", withdrawal.pk), {"poll": "1"}, **HX)
     assert live.status_code == 200 and is_partial(live)
     assert b"Submitted" in live.content
@@ -135,9 +135,7 @@ def test_the_page_polls_while_the_venue_holds_it(alice_client, alice, address, s
         State.EXPIRED,
     ],
 )
-def test_the_page_does_not_poll_when_nothing_moves_on_its_own(
-    alice_client, alice, address, state
-):
+def test_the_page_does_not_poll_when_nothing_moves_on_its_own(alice_client, alice, address, state):
     """Pending approval waits for people (up to days): polling it would only keep an idle
     session busy. A final state never changes."""
     withdrawal = WithdrawalFactory(requested_by=alice, whitelisted_address=address, state=state)
@@ -167,6 +165,8 @@ def test_live_preview_shows_the_venue_quote_and_saves_nothing(alice_client, addr
     response = alice_client.post(url("preview"), form_for(address), **HX)
     assert response.status_code == 200 and is_partial(response)
     assert b"Venue fee" in response.content and b"Received" in response.content
+    # Every figure names its asset.
+    assert re.search(rb"<dt>Received</dt><dd class=\"mono\">[\d,.]+ BTC</dd>", response.content)
     assert (WithdrawalRequest.objects.count(), AuditEvent.objects.count()) == before
 
 
