@@ -155,7 +155,9 @@ def withdrawal_preview(request: HttpRequest) -> HttpResponse:
     return render(request, "withdrawals/new.html#preview", context)
 
 
-def _detail_context(request: HttpRequest, withdrawal: WithdrawalRequest, **extra: Any):
+def _detail_context(
+    request: HttpRequest, withdrawal: WithdrawalRequest, **extra: Any
+) -> dict[str, Any]:
     """Everything the page shows, from the withdrawal's current state: each button appears
     exactly when the same rule the service applies would accept the act."""
     user = request.user
@@ -218,16 +220,19 @@ def withdrawal_status(request: HttpRequest, pk: int) -> HttpResponse:
 def _panel(
     request: HttpRequest, withdrawal: WithdrawalRequest, *, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    """The approve panel from the current state. If the withdrawal moved on meanwhile
-    (cancelled, approved by someone else), the whole page is rendered again instead, so no
-    stale button or banner stays next to the new state."""
+    """The approve panel from the current state (the whole page for a plain form post). If the
+    withdrawal moved on meanwhile (cancelled, approved by someone else), the whole page is
+    loaded again instead, so no stale button or banner stays next to the new state."""
     withdrawal.refresh_from_db()
     refusal = rules.decide_refusal(request.user, withdrawal)
     if refusal:
         messages.error(request, refusal)
         return _after_action(request, withdrawal)
     context = _detail_context(request, withdrawal, **extra)
-    return render(request, f"{PAGE}#approve_panel", context, status=200 if request.htmx else status)
+    if request.htmx:
+        return render(request, f"{PAGE}#approve_panel", context)
+    # Without JavaScript the forms post plainly: the whole page, with the panel as it is now.
+    return render(request, PAGE, context, status=status)
 
 
 @require_POST

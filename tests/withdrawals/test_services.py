@@ -30,6 +30,7 @@ from tests.factories import (
     destination_of,
     good_amount,
 )
+from venues.refusals import refusal_explain
 from venues.sandbox.registry import sandbox_for
 from whitelist.models import AddressState
 from withdrawals import services
@@ -795,7 +796,11 @@ def test_venue_rejects_and_the_withdrawal_fails_with_the_venues_message(
         services.withdrawal_submit(withdrawal_id=withdrawal.pk)
     withdrawal = reload(withdrawal)
     assert withdrawal.state == State.FAILED
-    assert error.split(":", 1)[-1] in withdrawal.status_detail
+    # The venue's own code is kept verbatim; the detail says it in words (venues.refusals).
+    assert withdrawal.venue_error_code == error
+    refusal = refusal_explain(kind=withdrawal.venue.kind, code=error)
+    assert withdrawal.status_detail == f"Venue refused: {refusal.message}"
+    assert error in withdrawal.attempts.get().detail
     assert sandbox().count_withdrawals() == 0
     assert timeline(withdrawal)[-1] == "withdrawal.failed"
     # A failed withdrawal is final: nothing sends it again.
