@@ -32,7 +32,7 @@ from tests.factories import (
 )
 from venues.refusals import refusal_explain
 from venues.sandbox.registry import sandbox_for
-from whitelist.models import AddressState
+from whitelist.models import AddressState, WhitelistedAddress
 from withdrawals import services
 from withdrawals.forms import WithdrawalForm
 from withdrawals.models import Approval, Quote, State, WithdrawalRequest
@@ -435,14 +435,27 @@ def test_bob_code_is_consumed_even_when_the_business_check_rolls_back(
 ):
     withdrawal = create(alice, address)
     quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=bob)
-    Quote.objects.filter(pk=quote.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # Revoked between the quote and the confirm: only the check under the row lock sees it.
+    WhitelistedAddress.objects.filter(pk=address.pk).update(state=AddressState.REVOKED)
     code = fresh_code(bob)
-    with pytest.raises(WithdrawalError, match="expired"):
+    with pytest.raises(WithdrawalError, match="no longer active"):
         approve(withdrawal, bob, code, quote=quote)
     assert reload(withdrawal).state == State.PENDING_APPROVAL
     assert TOTPDevice.objects.get(user=bob).last_t >= 0  # the step is marked used
     with pytest.raises(TotpRefused, match="already used"):
-        approve(withdrawal, bob, code)
+        approve(withdrawal, bob, code, quote=quote)
+
+
+def test_bob_code_stays_usable_when_his_quote_expired(alice, bob, address, fresh_code):
+    """The expiry is checked before the code: a quote that ran out must not cost the code."""
+    withdrawal = create(alice, address)
+    quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=bob)
+    Quote.objects.filter(pk=quote.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    code = fresh_code(bob)
+    with pytest.raises(WithdrawalError, match="your code was not used"):
+        approve(withdrawal, bob, code, quote=quote)
+    assert TOTPDevice.objects.get(user=bob).last_t == -1
+    assert approve(withdrawal, bob, code).approvals.filter(approver=bob).exists()
 
 
 def test_bob_expired_quote_is_refused(alice, bob, address, fresh_code):
