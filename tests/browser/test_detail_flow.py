@@ -9,6 +9,7 @@ eyes, the page says what is true now and offers nothing stale.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -148,6 +149,9 @@ def test_banners_after_a_refusal_a_completion_and_a_cancel(
     expect(bob.locator("#state-banner")).to_contain_text("Completed")
     expect(bob.locator("#state-banner")).not_to_contain_text("Submitting")
     expect(bob.locator("#fee-charged")).to_contain_text("ETH")
+    expect(bob.locator("#txid a")).to_have_attribute(
+        "href", re.compile(r"^https://etherscan\.io/tx/")
+    )
     bob.screenshot(path=screenshots / "21-completed.png", full_page=True)
 
     # Alice cancels while bob holds a quote: his confirm brings the page back as it is now.
