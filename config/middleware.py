@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
@@ -119,6 +121,8 @@ class IdleSessionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_poll(request) and not request.user.is_authenticated:
+            return _to_sign_in(request)
         # Before the view: a view that signs the person out flushes the session, and nothing
         # may be written into the next one.
         if request.user.is_authenticated and not is_poll(request):
@@ -127,3 +131,14 @@ class IdleSessionMiddleware:
             if not isinstance(last, int) or now - last >= settings.SESSION_REFRESH_SECONDS:
                 request.session[REFRESHED_KEY] = now  # a change: the session is saved
         return self.get_response(request)
+
+
+def _to_sign_in(request: HttpRequest) -> HttpResponse:
+    """The whole polling page goes to the sign-in page (htmx would otherwise swap the sign-in
+    form into the polled part), and back to itself afterwards (a path on this site only)."""
+    login = resolve_url(settings.LOGIN_URL)
+    page = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    # "//host/..." is another site to a browser: only a path on this one comes back.
+    on_site = page.startswith("/") and not page.startswith("//")
+    target = f"{login}?{urlencode({'next': page})}" if on_site else login
+    return HttpResponse(status=204, headers={"HX-Redirect": target})

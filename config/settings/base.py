@@ -94,9 +94,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "accounts.middleware.RequireVerifiedUserMiddleware",
-    # After authentication: only a signed-in person's session has an idle deadline.
+    # After authentication: only a signed-in person's session has an idle deadline. Before
+    # the sign-in guard: a page polling after its session expired is sent to sign in whole.
     "config.middleware.IdleSessionMiddleware",
+    "accounts.middleware.RequireVerifiedUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",

@@ -7,6 +7,7 @@ us); bob keeps clicking through pages.
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -47,9 +48,15 @@ def submitted(alice, address):
     return WithdrawalFactory(requested_by=alice, whitelisted_address=address, state=State.SUBMITTED)
 
 
-def poll(client, withdrawal):
+def poll(client, withdrawal, page: str = ""):
     url = reverse("withdrawals:status", kwargs={"pk": withdrawal.pk})
-    return client.get(url, {"poll": "1"}, **HX)
+    return client.get(url, {"poll": "1"}, **HX, HTTP_HX_CURRENT_URL=page)
+
+
+def test_a_signed_out_poll_never_names_another_site(client, submitted):
+    response = poll(client, submitted, page="https://evil.example//evil.example/x")
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("accounts:login")
 
 
 def test_a_page_that_only_polls_is_signed_out_after_the_idle_time(clock, alice, login, submitted):
@@ -60,8 +67,10 @@ def test_a_page_that_only_polls_is_signed_out_after_the_idle_time(clock, alice, 
         clock.advance(30)
         assert poll(client, submitted).status_code == 200
     clock.advance(60)
-    signed_out = poll(client, submitted)
-    assert signed_out.status_code == 302 and reverse("accounts:login") in signed_out["Location"]
+    signed_out = poll(client, submitted, page=f"http://testserver{detail}")
+    # The whole page goes to sign in, and comes back to itself afterwards.
+    assert signed_out.status_code == 204
+    assert signed_out["HX-Redirect"] == f"{reverse('accounts:login')}?next={quote(detail, safe='')}"
     assert client.get(detail).status_code == 302
 
 
