@@ -1,14 +1,17 @@
 """Request plumbing that every app relies on but none owns: the client's address behind a
-proxy, and no caching of what a signed-in person sees."""
+proxy, no caching of what a signed-in person sees, and idle sessions that expire."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -95,3 +98,47 @@ class NoStoreMiddleware:
         response = self.get_response(request)
         add_never_cache_headers(response)
         return response
+
+
+# The query flag an element that polls on its own sets (templates/withdrawals/detail.html).
+POLL_FLAG = "poll"
+REFRESHED_KEY = "_idle_refreshed_at"
+
+
+def is_poll(request: HttpRequest) -> bool:
+    return request.GET.get(POLL_FLAG) == "1"
+
+
+class IdleSessionMiddleware:
+    """Idle expiry: a signed-in session's deadline (SESSION_COOKIE_AGE from its last save)
+    moves forward when the person does something, not when an open page polls by itself.
+
+    The session row is written at most once every SESSION_REFRESH_SECONDS, so a page view does
+    not cost a database write each time; the deadline is late by at most that much.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_poll(request) and not request.user.is_authenticated:
+            return _to_sign_in(request)
+        # Before the view: a view that signs the person out flushes the session, and nothing
+        # may be written into the next one.
+        if request.user.is_authenticated and not is_poll(request):
+            now = int(timezone.now().timestamp())
+            last = request.session.get(REFRESHED_KEY, 0)
+            if not isinstance(last, int) or now - last >= settings.SESSION_REFRESH_SECONDS:
+                request.session[REFRESHED_KEY] = now  # a change: the session is saved
+        return self.get_response(request)
+
+
+def _to_sign_in(request: HttpRequest) -> HttpResponse:
+    """The whole polling page goes to the sign-in page (htmx would otherwise swap the sign-in
+    form into the polled part), and back to itself afterwards (a path on this site only)."""
+    login = resolve_url(settings.LOGIN_URL)
+    page = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    # "//host/..." is another site to a browser: only a path on this one comes back.
+    on_site = page.startswith("/") and not page.startswith("//")
+    target = f"{login}?{urlencode({'next': page})}" if on_site else login
+    return HttpResponse(status=204, headers={"HX-Redirect": target})

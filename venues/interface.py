@@ -121,6 +121,24 @@ class VenueStatus:
     txid: str = ""
     detail: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    fee: Decimal | None = None  # what the venue charged, where its answer shows it
+
+
+def venue_fee(value: Any) -> Decimal | None:
+    """A fee as a venue wrote it (string or number), to 18 places; None when absent or not a
+    non-negative number. Read through str(): a JSON float never becomes a binary fraction."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        fee = Decimal(str(value))
+        if not fee.is_finite() or fee < 0:
+            return None
+        return fee.quantize(FEE_QUANTUM)
+    except ArithmeticError:  # not a number, or more digits than a stored amount holds
+        return None
+
+
+FEE_QUANTUM = Decimal(1).scaleb(-18)  # the places withdrawals store amounts to
 
 
 @dataclass(frozen=True, slots=True)

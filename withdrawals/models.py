@@ -74,6 +74,11 @@ class WithdrawalRequest(models.Model):
     venue_status = models.CharField(max_length=40, blank=True)
     venue_txid = models.CharField(max_length=200, blank=True)
     status_detail = models.CharField(max_length=500, blank=True)
+    # The venue's own code for its refusal, verbatim (venues.refusals explains it).
+    venue_error_code = models.CharField(max_length=200, blank=True)
+    # What the venue reports it charged, once its status or history shows it; the fee cap is
+    # only the most it may charge.
+    fee_charged = models.DecimalField(**AMOUNT, null=True, blank=True)
     submit_started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from accounts.roles import APPROVER, WHITELIST_ADMIN, has_role
 
+from . import policy
 from .models import DuplicatePayment, Resolution, State, WithdrawalRequest
 
 if TYPE_CHECKING:
@@ -27,6 +28,101 @@ LEASE_CLOCK_MARGIN_SECONDS = 5.0
 def lease_expiry(deadline: datetime) -> datetime:
     """When an attempt with this deadline is certainly over (derived, never configured)."""
     return deadline + timedelta(seconds=settings.VENUE_HTTP_TIMEOUT + LEASE_CLOCK_MARGIN_SECONDS)
+
+
+# The venue holds the withdrawal (or is about to): only these states change without anyone on
+# the page acting, so only these are polled.
+VENUE_HOLDS = frozenset({State.APPROVED, State.SUBMITTING, State.SUBMITTED, State.OUTCOME_UNKNOWN})
+CANCELLABLE = frozenset({State.PENDING_APPROVAL, State.APPROVED})
+
+
+def withdrawal_is_polled(withdrawal: WithdrawalRequest) -> bool:
+    return withdrawal.state in VENUE_HOLDS
+
+
+def approvals_required(withdrawal: WithdrawalRequest) -> int:
+    """How many distinct approvers this withdrawal needs: the quorum of the policy rule recorded
+    when it was requested."""
+    return withdrawal.approval_quorum
+
+
+def approvals_given(withdrawal: WithdrawalRequest) -> int:
+    """Live approvals of the payload as it stands (a re-quote voids earlier ones)."""
+    return withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash).count()
+
+
+def pending_expires_at(withdrawal: WithdrawalRequest) -> datetime:
+    """When a request nobody approved expires (withdrawals_expire_stale): the policy rule's
+    expiry recorded at request time, else the deployment's default for older rows."""
+    if withdrawal.expires_at is not None:
+        return withdrawal.expires_at
+    return withdrawal.created_at + timedelta(hours=settings.WITHDRAWAL_EXPIRY_HOURS)
+
+
+def _not_pending(withdrawal: WithdrawalRequest) -> str:
+    if withdrawal.state == State.PENDING_APPROVAL:
+        return ""
+    return f"This withdrawal is {withdrawal.get_state_display().lower()}, not pending approval."
+
+
+def decide_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    """May ``user`` decide on this withdrawal at all (the approve panel)? Approving itself may
+    still be refused (``approve_refusal``); rejecting follows ``reject_refusal``."""
+    if not has_role(user, APPROVER):
+        return "You need the approver role to approve or reject a withdrawal."
+    if withdrawal.requested_by_id == user.pk:
+        return "You cannot approve a withdrawal you requested."
+    return _not_pending(withdrawal)
+
+
+def approve_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    refusal = decide_refusal(user, withdrawal)
+    if refusal:
+        return refusal
+    if withdrawal.approvals.filter(approver=user, voided=False).exists():
+        return (
+            "You have already approved this withdrawal. Another approver must give the next "
+            "approval."
+        )
+    address = withdrawal.whitelisted_address
+    if user.pk in {address.proposed_by_id, address.approved_by_id} and not (
+        WithdrawalRequest.objects.filter(whitelisted_address=address, submitted_at__isnull=False)
+        .exclude(pk=withdrawal.pk)
+        .exists()
+    ):
+        # Whoever whitelisted an address must not also release the first payment to it.
+        return (
+            "You proposed or approved this destination on the whitelist, so you cannot approve "
+            "the first withdrawal to it. Another approver must."
+        )
+    live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
+    return policy.approval_refusal(withdrawal, live, user)
+
+
+def reject_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    if not has_role(user, APPROVER):
+        return "You need the approver role to approve or reject a withdrawal."
+    if withdrawal.requested_by_id == user.pk:
+        return "Cancel your own withdrawal instead of rejecting it."
+    if withdrawal.state != State.PENDING_APPROVAL:
+        return "Only a withdrawal pending approval can be rejected."
+    return ""
+
+
+def cancel_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    if withdrawal.requested_by_id != user.pk:
+        return "Only the requester can cancel a withdrawal."
+    if withdrawal.state not in CANCELLABLE:
+        return "It is too late to cancel: the withdrawal was already sent."
+    return ""
+
+
+def requote_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
+    if withdrawal.requested_by_id != user.pk:
+        return "Only the requester can re-quote a withdrawal."
+    if withdrawal.state != State.PENDING_APPROVAL:
+        return "Only a withdrawal pending approval can be re-quoted."
+    return ""
 
 
 def withdrawal_is_unsettled(withdrawal: WithdrawalRequest, *, now: datetime) -> bool:

@@ -53,6 +53,7 @@ from venues.interface import (
 )
 from venues.journal import SubmitJournal
 from venues.models import Venue
+from venues.refusals import Refusal, refusal_code, refusal_explain
 from venues.registry import client_class, client_for
 from whitelist.models import AddressState, WhitelistedAddress
 from whitelist.services import VenueCheckUnavailable, address_verify_before_submit
@@ -96,6 +97,7 @@ class Preview:
     quote: VenueQuote
     expires_at: Any
     precision: int
+    asset: str = ""
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -217,13 +219,21 @@ def _fetch_quote(
     try:
         return client.quote(spec)
     except VenueRejected as exc:
-        raise WithdrawalError(f"{venue.name} refused: {exc.message}", field="amount") from exc
+        refusal = _refusal(venue, exc)
+        raise WithdrawalError(
+            f"{venue.name} refused: {refusal.message} (venue code: {refusal.code})",
+            field="amount",
+        ) from exc
     except VenueError as exc:
         raise WithdrawalError(
             f"{venue.name} did not answer the fee quote ({exc.message}). Try again shortly."
         ) from exc
     finally:
         client.close()
+
+
+def _refusal(venue: Venue, exc: VenueError) -> Refusal:
+    return refusal_explain(kind=venue.kind, code=refusal_code(code=exc.code, message=exc.message))
 
 
 def _quote_expiry(quote: VenueQuote) -> Any:
@@ -295,7 +305,9 @@ def withdrawal_preview(
     _validate_amount(
         amount=amount, quote=quote, precision=precision, fee_deduct_type=fee_deduct_type
     )
-    return Preview(quote=quote, expires_at=_quote_expiry(quote), precision=precision)
+    return Preview(
+        quote=quote, expires_at=_quote_expiry(quote), precision=precision, asset=address.asset
+    )
 
 
 def withdrawal_create(
@@ -378,9 +390,13 @@ def withdrawal_create(
 def withdrawal_quote_fresh(*, withdrawal_id: int, user: Any) -> Quote:
     """A fresh venue quote for the approver to confirm. Stored: every quote shown is evidence."""
     require_role(user, APPROVER)
-    withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
-    if withdrawal.state != State.PENDING_APPROVAL:
-        raise WithdrawalError("This withdrawal is no longer waiting for approval.")
+    withdrawal = WithdrawalRequest.objects.select_related("venue", "whitelisted_address").get(
+        pk=withdrawal_id
+    )
+    # A quote is only ever for approving: none for someone who may not approve.
+    refusal = rules.approve_refusal(user, withdrawal)
+    if refusal:
+        raise WithdrawalError(refusal)
     quote = _fetch_quote(
         withdrawal.venue, withdrawal_spec(withdrawal), purpose=Purpose.APPROVER_QUOTE
     )
@@ -388,31 +404,9 @@ def withdrawal_quote_fresh(*, withdrawal_id: int, user: Any) -> Quote:
 
 
 def _check_approvable(withdrawal: WithdrawalRequest, approver: Any) -> None:
-    if withdrawal.requested_by_id == approver.pk:
-        raise WithdrawalError("You cannot approve a withdrawal you requested.")
-    if withdrawal.state != State.PENDING_APPROVAL:
-        raise WithdrawalError(
-            f"This withdrawal is {withdrawal.get_state_display().lower()}, not pending approval."
-        )
-    if withdrawal.approvals.filter(approver=approver, voided=False).exists():
-        raise WithdrawalError(
-            "You have already approved this withdrawal. Another approver must give the next "
-            "approval."
-        )
-    live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
-    if refusal := policy.approval_refusal(withdrawal, live, approver):
+    refusal = rules.approve_refusal(approver, withdrawal)
+    if refusal:
         raise WithdrawalError(refusal)
-    address = withdrawal.whitelisted_address
-    if approver.pk in {address.proposed_by_id, address.approved_by_id} and not (
-        WithdrawalRequest.objects.filter(whitelisted_address=address, submitted_at__isnull=False)
-        .exclude(pk=withdrawal.pk)
-        .exists()
-    ):
-        # Whoever whitelisted an address must not also release the first payment to it.
-        raise WithdrawalError(
-            "You proposed or approved this destination on the whitelist, so you cannot approve "
-            "the first withdrawal to it. Another approver must."
-        )
 
 
 def withdrawal_approve(
@@ -432,7 +426,10 @@ def withdrawal_approve(
     at the quote, are recorded with the approval.
     """
     require_role(approver, APPROVER)
-    _check_approvable(WithdrawalRequest.objects.get(pk=withdrawal_id), approver)
+    withdrawal = WithdrawalRequest.objects.get(pk=withdrawal_id)
+    _check_approvable(withdrawal, approver)
+    # Before the code is checked: a refused quote must leave the code usable for the next try.
+    _confirmable_quote(withdrawal, quote_id, approver)
     # Own transaction, committed before ours: a rollback below cannot undo throttle or replay.
     step = totp_code_verify(user=approver, code=code, ip=ip, purpose="withdrawal approval")
     with transaction.atomic():
@@ -502,9 +499,13 @@ def _confirmable_quote(withdrawal: WithdrawalRequest, quote_id: Any, approver: U
         # Only a quote this approver was shown: confirming a fee means having seen it.
         quote = withdrawal.quotes.get(pk=int(quote_id), shown_to=approver)
     except (TypeError, ValueError, Quote.DoesNotExist):
-        raise WithdrawalError("Load a fresh quote before approving.") from None
+        raise WithdrawalError("Get a fresh quote before approving.", field="quote") from None
     if quote.expires_at is not None and quote.expires_at <= timezone.now():
-        raise WithdrawalError("The quote you saw has expired. Load a fresh one.")
+        raise WithdrawalError(
+            f"The quote you saw expired at {quote.expires_at:%H:%M:%S} UTC. Get a fresh quote: "
+            "your code was not used.",
+            field="quote",
+        )
     if quote.fee is not None and withdrawal.fee_cap is not None and quote.fee > withdrawal.fee_cap:
         raise WithdrawalError(
             f"The venue fee ({quote.fee.normalize():f}) is above the cap the requester agreed "
@@ -522,10 +523,9 @@ def withdrawal_reject(
         raise WithdrawalError("Give a reason for the rejection.", field="reason")
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
-        if withdrawal.requested_by_id == approver.pk:
-            raise WithdrawalError("Cancel your own withdrawal instead of rejecting it.")
-        if withdrawal.state != State.PENDING_APPROVAL:
-            raise WithdrawalError("Only a withdrawal pending approval can be rejected.")
+        refusal = rules.reject_refusal(approver, withdrawal)
+        if refusal:
+            raise WithdrawalError(refusal)
         _transition(withdrawal, State.REJECTED, actor=approver, ip=ip, reason=reason[:500])
     return withdrawal
 
@@ -534,10 +534,11 @@ def withdrawal_cancel(*, withdrawal_id: int, requester: Any, ip: str | None = No
     """The requester withdraws their own request before it is submitted."""
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
+        refusal = rules.cancel_refusal(requester, withdrawal)
         if withdrawal.requested_by_id != requester.pk:
-            raise PermissionDenied("Only the requester can cancel a withdrawal.")
-        if withdrawal.state not in {State.PENDING_APPROVAL, State.APPROVED}:
-            raise WithdrawalError("It is too late to cancel: the withdrawal was already sent.")
+            raise PermissionDenied(refusal)
+        if refusal:
+            raise WithdrawalError(refusal)
         _transition(withdrawal, State.CANCELLED, actor=requester, ip=ip, reason="by requester")
         SubmissionIntent.objects.filter(withdrawal=withdrawal).update(done_at=timezone.now())
     return withdrawal
@@ -547,14 +548,19 @@ def withdrawal_requote(*, withdrawal_id: int, requester: Any, ip: str | None = N
     """Take a fresh quote as the new fee cap. The payload changes, so approvals are voided."""
     withdrawal = WithdrawalRequest.objects.select_related("venue").get(pk=withdrawal_id)
     if withdrawal.requested_by_id != requester.pk:
-        raise PermissionDenied("Only the requester can re-quote a withdrawal.")
+        raise PermissionDenied(rules.requote_refusal(requester, withdrawal))
+    refusal = rules.requote_refusal(requester, withdrawal)
+    if refusal:
+        # Before the venue is asked: a quote nobody can use would still spend its budget.
+        raise WithdrawalError(refusal)
     quote = _fetch_quote(
         withdrawal.venue, withdrawal_spec(withdrawal), purpose=Purpose.APPROVER_QUOTE
     )
     with transaction.atomic():
         withdrawal = _lock(withdrawal_id)
-        if withdrawal.state != State.PENDING_APPROVAL:
-            raise WithdrawalError("Only a withdrawal pending approval can be re-quoted.")
+        refusal = rules.requote_refusal(requester, withdrawal)
+        if refusal:
+            raise WithdrawalError(refusal)
         old_cap = withdrawal.fee_cap
         withdrawal.fee_cap = quote.fee
         withdrawal.payload_hash = withdrawal.compute_payload_hash()
@@ -758,6 +764,7 @@ class _Result:
     reference: str = ""
     raw: dict[str, Any] | None = None
     retry_after: float | None = None
+    venue_code: str = ""  # the venue's own code for a refusal (venues.refusals)
 
 
 def _attempt_open(withdrawal: WithdrawalRequest, *, resubmission: bool = False) -> int:
@@ -908,9 +915,9 @@ def _send(
         if attempt.resubmission:
             # The first send may have gone through; a refused login says nothing about it.
             return _Result(Outcome.UNKNOWN, f"Venue refused our credentials: {exc.message}")
-        return _Result(Outcome.REJECTED, f"Venue refused: {exc.message}")
+        return _refused(withdrawal, exc)
     except VenueRejected as exc:
-        return _Result(Outcome.REJECTED, f"Venue refused: {exc.message}")
+        return _refused(withdrawal, exc)
     except VenueUnavailable as exc:
         return _Result(Outcome.UNAVAILABLE, exc.message, retry_after=exc.retry_after)
     except VenueOutcomeUnknown as exc:
@@ -919,6 +926,11 @@ def _send(
         logger.exception("unexpected error submitting withdrawal %s", withdrawal.pk)
         return _Result(Outcome.UNKNOWN, type(exc).__name__)
     return _Result(Outcome.ACCEPTED, reference=receipt.reference, raw=receipt.raw)
+
+
+def _refused(withdrawal: WithdrawalRequest, exc: VenueRejected) -> _Result:
+    refusal = _refusal(withdrawal.venue, exc)
+    return _Result(Outcome.REJECTED, f"Venue refused: {refusal.message}", venue_code=refusal.code)
 
 
 def _send_fence(withdrawal_id: int, number: int) -> _Result | None:
@@ -946,7 +958,8 @@ def _attempt_finish(withdrawal_id: int, number: int, result: _Result) -> Withdra
         withdrawal = _lock(withdrawal_id)
         attempt = withdrawal.attempts.select_for_update().get(number=number)
         attempt.outcome = result.outcome
-        attempt.detail = result.message[:500]
+        venue_code = f" (venue code: {result.venue_code})" if result.venue_code else ""
+        attempt.detail = f"{result.message}{venue_code}"[:500]
         attempt.reference = result.reference
         attempt.finished_at = timezone.now()
         attempt.save()
@@ -993,6 +1006,9 @@ def _apply_outcome(withdrawal: WithdrawalRequest, result: _Result) -> None:
         data["retry_after"] = countdown
     elif result.outcome == Outcome.CHECK_UNAVAILABLE:
         detail = f"Waiting to check the destination at the venue: {result.message}"
+    elif result.outcome == Outcome.REJECTED and result.venue_code:
+        withdrawal.venue_error_code = result.venue_code[:200]
+        data["venue_code"] = result.venue_code
     if plan.void_approvals:
         withdrawal.approvals.filter(voided=False).update(voided=True)
         withdrawal.confirmed_quote = None
@@ -1073,16 +1089,20 @@ def _apply_venue_status(withdrawal: WithdrawalRequest, status: VenueStatus) -> N
     """Record a venue status on a locked, submitted withdrawal."""
     withdrawal.venue_status = status.raw_status[:40]
     withdrawal.venue_txid = status.txid or withdrawal.venue_txid
+    if status.fee is not None:
+        withdrawal.fee_charged = status.fee
     withdrawal.last_checked_at = timezone.now()
     target = _FINAL_FROM_VENUE.get(status.state)
     if target is None:
-        withdrawal.save(update_fields=["venue_status", "venue_txid", "last_checked_at"])
+        withdrawal.save(
+            update_fields=["venue_status", "venue_txid", "fee_charged", "last_checked_at"]
+        )
         return
     _transition(
         withdrawal,
         target,
         detail=status.detail or f"Venue reports {status.raw_status}",
-        data={"venue_status": status.raw_status, "txid": status.txid},
+        data={"venue_status": status.raw_status, "txid": status.txid, "fee": status.fee},
     )
 
 

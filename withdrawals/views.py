@@ -8,15 +8,17 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import push_url
+from django_htmx.http import HttpResponseStopPolling, push_url
 
-from accounts.roles import APPROVER, AUDITOR, REQUESTER, WHITELIST_ADMIN, has_role, require_role
+from accounts.roles import APPROVER, AUDITOR, REQUESTER, WHITELIST_ADMIN, require_role
 from accounts.services import TotpRefused
 from accounts.utils import client_ip
 from venues.models import Venue
+from venues.refusals import Refusal, refusal_explain
 from whitelist.selectors import active_addresses_for
 
 from . import policy, rules, selectors, services
@@ -30,7 +32,7 @@ from .forms import (
     ResolutionForm,
     WithdrawalForm,
 )
-from .models import DuplicatePayment, Resolution, State, WithdrawalRequest
+from .models import DuplicatePayment, Quote, Resolution, WithdrawalRequest
 
 PAGE = "withdrawals/detail.html"
 
@@ -173,28 +175,52 @@ def withdrawal_preview(request: HttpRequest) -> HttpResponse:
     return render(request, "withdrawals/new.html#preview", context)
 
 
-def _detail_context(request: HttpRequest, withdrawal: WithdrawalRequest, **extra: Any):
+def _detail_context(
+    request: HttpRequest, withdrawal: WithdrawalRequest, **extra: Any
+) -> dict[str, Any]:
+    """Everything the page shows, from the withdrawal's current state: each button appears
+    exactly when the same rule the service applies would accept the act."""
     user = request.user
-    can_approve = (
-        has_role(user, APPROVER)
-        and withdrawal.state == State.PENDING_APPROVAL
-        and withdrawal.requested_by_id != user.pk
-    )
+    approve_refusal = rules.approve_refusal(user, withdrawal)
     return {
         "w": withdrawal,
         "timeline": selectors.withdrawal_timeline(withdrawal=withdrawal),
         "approvals": withdrawal.approvals.select_related("approver"),
-        "can_approve": can_approve,
-        "is_requester": withdrawal.requested_by_id == user.pk,
-        "can_cancel": withdrawal.requested_by_id == user.pk
-        and withdrawal.state in {State.PENDING_APPROVAL, State.APPROVED},
+        "approvals_given": rules.approvals_given(withdrawal),
+        "approvals_required": rules.approvals_required(withdrawal),
+        "expires_at": rules.pending_expires_at(withdrawal),
+        "polled": rules.withdrawal_is_polled(withdrawal),
+        "refusal": venue_refusal(withdrawal),
+        "can_decide": not rules.decide_refusal(user, withdrawal),
+        "approve_refusal": approve_refusal,
+        "can_approve": not approve_refusal,
+        "can_reject": not rules.reject_refusal(user, withdrawal),
+        "can_cancel": not rules.cancel_refusal(user, withdrawal),
+        "can_requote": not rules.requote_refusal(user, withdrawal),
         "approve_form": ApproveForm(),
         "reject_form": RejectForm(),
         "policy": policy.approval_context(withdrawal=withdrawal, viewer=user)
-        if can_approve
+        if not approve_refusal
         else None,
         **extra,
     }
+
+
+def venue_refusal(withdrawal: WithdrawalRequest) -> Refusal | None:
+    """The venue's refusal in words, with its own code kept for whoever asks the venue."""
+    if not withdrawal.venue_error_code:
+        return None
+    return refusal_explain(kind=withdrawal.venue.kind, code=withdrawal.venue_error_code)
+
+
+def _with_quote(context: dict[str, Any], quote: Quote | None) -> dict[str, Any]:
+    """The quote in the panel, and how long it still holds (the page counts it down)."""
+    context["quote"] = quote
+    if quote is not None and quote.expires_at is not None:
+        remaining = (quote.expires_at - timezone.now()).total_seconds()
+        context["quote_seconds"] = max(int(remaining), 0)
+        context["quote_expired"] = remaining <= 0
+    return context
 
 
 @require_GET
@@ -205,11 +231,31 @@ def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def withdrawal_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """Partial, polled while the withdrawal is moving: state, venue reference, timeline."""
+    """Partial, polled while the venue holds the withdrawal: state, banner, facts, timeline."""
     withdrawal = _withdrawal_or_404(request, pk)
-    # htmx stops polling on HTTP 286: a final state will not change again.
-    status = 286 if withdrawal.is_final else 200
-    return render(request, f"{PAGE}#live", _detail_context(request, withdrawal), status=status)
+    context = _detail_context(request, withdrawal)
+    if context["polled"]:
+        return render(request, f"{PAGE}#live", context)
+    # Nothing changes here without someone acting on the page: the last render, then silence.
+    return HttpResponseStopPolling(render_to_string(f"{PAGE}#live", context, request=request))
+
+
+def _panel(
+    request: HttpRequest, withdrawal: WithdrawalRequest, *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    """The approve panel from the current state (the whole page for a plain form post). If the
+    withdrawal moved on meanwhile (cancelled, approved by someone else), the whole page is
+    loaded again instead, so no stale button or banner stays next to the new state."""
+    withdrawal.refresh_from_db()
+    refusal = rules.decide_refusal(request.user, withdrawal)
+    if refusal:
+        messages.error(request, refusal)
+        return _after_action(request, withdrawal)
+    context = _detail_context(request, withdrawal, **extra)
+    if request.htmx:
+        return render(request, f"{PAGE}#approve_panel", context)
+    # Without JavaScript the forms post plainly: the whole page, with the panel as it is now.
+    return render(request, PAGE, context, status=status)
 
 
 @require_POST
@@ -217,15 +263,16 @@ def withdrawal_quote(request: HttpRequest, pk: int) -> HttpResponse:
     """Partial: a fresh venue quote in the approve panel (stored as evidence, hence POST)."""
     withdrawal = _withdrawal_or_404(request, pk)
     require_role(request.user, APPROVER)
-    context = _detail_context(request, withdrawal)
     try:
         quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=request.user)
     except services.WithdrawalError as exc:
-        context["panel_error"] = exc.message
-    else:
-        context["quote"] = quote
-        context["approve_form"] = ApproveForm(initial={"quote": quote.pk})
-    return render(request, f"{PAGE}#approve_panel", context)
+        return _panel(request, withdrawal, panel_error=exc.message)
+    return _panel(
+        request,
+        withdrawal,
+        approve_form=ApproveForm(initial={"quote": quote.pk}),
+        **_with_quote({}, quote),
+    )
 
 
 @require_POST
@@ -233,7 +280,6 @@ def withdrawal_approve(request: HttpRequest, pk: int) -> HttpResponse:
     withdrawal = _withdrawal_or_404(request, pk)
     require_role(request.user, APPROVER)
     form = ApproveForm(request.POST)
-    context = _detail_context(request, withdrawal, approve_form=form)
     if form.is_valid():
         try:
             withdrawal = services.withdrawal_approve(
@@ -248,12 +294,10 @@ def withdrawal_approve(request: HttpRequest, pk: int) -> HttpResponse:
         except services.WithdrawalError as exc:
             form.add_error(None, exc.message)
         else:
-            return _after_action(request, withdrawal, "Approved. Submitting to the venue…")
-    quote_id = form.data.get("quote")
-    context["quote"] = (
-        withdrawal.quotes.filter(pk=quote_id).first() if str(quote_id).isdigit() else None
-    )
-    return render(request, f"{PAGE}#approve_panel", context, status=200 if request.htmx else 400)
+            return _after_action(request, withdrawal)
+    quote_id = str(form.data.get("quote", ""))
+    quote = withdrawal.quotes.filter(pk=quote_id).first() if quote_id.isdigit() else None
+    return _panel(request, withdrawal, status=400, approve_form=form, **_with_quote({}, quote))
 
 
 @require_POST
@@ -272,9 +316,8 @@ def withdrawal_reject(request: HttpRequest, pk: int) -> HttpResponse:
         except services.WithdrawalError as exc:
             form.add_error("reason", exc.message)
         else:
-            return _after_action(request, withdrawal, "Rejected.")
-    context = _detail_context(request, withdrawal, reject_form=form)
-    return render(request, f"{PAGE}#approve_panel", context, status=200 if request.htmx else 400)
+            return _after_action(request, withdrawal)
+    return _panel(request, withdrawal, status=400, reject_form=form)
 
 
 @require_POST
@@ -286,9 +329,7 @@ def withdrawal_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except services.WithdrawalError as exc:
         messages.error(request, exc.message)
-    else:
-        messages.success(request, "Withdrawal cancelled.")
-    return _after_action(request, withdrawal, None)
+    return _after_action(request, withdrawal)
 
 
 @require_POST
@@ -302,14 +343,13 @@ def withdrawal_requote(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, "New fee cap taken from a fresh quote. Approvals start over.")
-    return _after_action(request, withdrawal, None)
+    return _after_action(request, withdrawal)
 
 
-def _after_action(request: HttpRequest, withdrawal: WithdrawalRequest, note: str | None):
-    if note:
-        messages.success(request, note)
+def _after_action(request: HttpRequest, withdrawal: WithdrawalRequest) -> HttpResponse:
+    """The whole page again, from the current state: its banner says what happened (a
+    message saved now would outlive the state it describes)."""
     if request.htmx:
-        # The whole page changes (panels, state, timeline): reload it rather than patch pieces.
         return HttpResponse(status=204, headers={"HX-Redirect": withdrawal_url(withdrawal)})
     return redirect("withdrawals:detail", pk=withdrawal.pk)
 

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     # Single-use recovery codes (accounts.services.recovery_code_use).
     "django_otp.plugins.otp_static",
     "django_htmx",
+    # Floor 0: its template filters (core.templatetags.display).
+    "core",
     "accounts",
     "audit",
     "venues",
@@ -94,6 +96,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # After authentication: only a signed-in person's session has an idle deadline. Before
+    # the sign-in guard: a page polling after its session expired is sent to sign in whole.
+    "config.middleware.IdleSessionMiddleware",
     "accounts.middleware.RequireVerifiedUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -172,7 +177,10 @@ WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_IDLE_SECONDS", str(30 * 60)))
-SESSION_SAVE_EVERY_REQUEST = True  # idle expiry: each request pushes the deadline forward
+# Idle expiry: config.middleware.IdleSessionMiddleware pushes the deadline forward when the
+# person acts (at most once a minute), never for a page polling on its own.
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie; the token travels in hx-headers
 X_FRAME_OPTIONS = "DENY"
@@ -198,6 +206,22 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 # How many distinct approvers a withdrawal needs, and how long it may wait, come from the policy
 # (policies/); this is only the wait of a withdrawal requested before the policy recorded one.
 WITHDRAWAL_EXPIRY_HOURS = int(os.environ.get("WITHDRAWAL_EXPIRY_HOURS", "72"))
+# Block explorers, per network as venues name it (upper case), with {txid} where the id goes.
+# EXPLORER_TX_URLS in the environment (a JSON object) replaces the whole table.
+EXPLORER_TX_URLS: dict[str, str] = json.loads(os.environ.get("EXPLORER_TX_URLS") or "null") or {
+    "BTC": "https://mempool.space/tx/{txid}",
+    "BITCOIN": "https://mempool.space/tx/{txid}",
+    "ETH": "https://etherscan.io/tx/{txid}",
+    "ETHEREUM": "https://etherscan.io/tx/{txid}",
+    "ERC20": "https://etherscan.io/tx/{txid}",
+    "TRX": "https://tronscan.org/#/transaction/{txid}",
+    "TRON": "https://tronscan.org/#/transaction/{txid}",
+    "TRC20": "https://tronscan.org/#/transaction/{txid}",
+    "XRP": "https://xrpscan.com/tx/{txid}",
+    "RIPPLE": "https://xrpscan.com/tx/{txid}",
+    "BSC": "https://bscscan.com/tx/{txid}",
+    "BEP20": "https://bscscan.com/tx/{txid}",
+}
 VENUE_HTTP_TIMEOUT = float(os.environ.get("VENUE_HTTP_TIMEOUT", "10"))
 # The tier of our Kraken keys' call counter (venues.kraken.client.RATE_TIERS); "" counts nothing
 # (an account without a counter, or a sandbox with it switched off).

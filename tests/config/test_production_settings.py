@@ -59,7 +59,9 @@ def test_production_security_settings_reach_django(tmp_path):
     code = (
         "from django.conf import settings as s; "
         "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, "
-        "s.SECURE_HSTS_SECONDS > 0, s.DEBUG, s.SESSION_SAVE_EVERY_REQUEST, "
+        "s.SECURE_HSTS_SECONDS > 0, s.DEBUG, "
+        "not s.SESSION_SAVE_EVERY_REQUEST and 'config.middleware.IdleSessionMiddleware' in "
+        "s.MIDDLEWARE and s.SESSION_REFRESH_SECONDS <= 60, "
         "'unsafe-inline' in str(s.SECURE_CSP['script-src']), s.WHITENOISE_USE_FINDERS, "
         "s.CACHES['default']['BACKEND'].endswith('RedisCache'), s.CELERY_TASK_ACKS_LATE, "
         "s.CELERY_TASK_REJECT_ON_WORKER_LOST, s.CELERY_WORKER_PREFETCH_MULTIPLIER)"
@@ -215,3 +217,14 @@ def test_production_builds_every_client_without_importing_a_sandbox(tmp_path):
     result = manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_explorer_links_come_from_the_environment(tmp_path):
+    table = '{"SOLANA": "https://solscan.io/tx/{txid}"}'
+    code = "from django.conf import settings as s; print(s.EXPLORER_TX_URLS)"
+    result = manage(
+        "shell", "-v", "0", "-c", code,
+        env={**PRODUCTION_ENV, "EXPLORER_TX_URLS": table}, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'SOLANA': 'https://solscan.io/tx/{txid}'}"

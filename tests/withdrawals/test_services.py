@@ -31,8 +31,9 @@ from tests.factories import (
     good_amount,
     policy_install,
 )
+from venues.refusals import refusal_explain
 from venues.sandbox.registry import sandbox_for
-from whitelist.models import AddressState
+from whitelist.models import AddressState, WhitelistedAddress
 from withdrawals import services
 from withdrawals.forms import WithdrawalForm
 from withdrawals.models import Approval, Quote, State, WithdrawalRequest
@@ -435,14 +436,27 @@ def test_bob_code_is_consumed_even_when_the_business_check_rolls_back(
 ):
     withdrawal = create(alice, address)
     quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=bob)
-    Quote.objects.filter(pk=quote.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # Revoked between the quote and the confirm: only the check under the row lock sees it.
+    WhitelistedAddress.objects.filter(pk=address.pk).update(state=AddressState.REVOKED)
     code = fresh_code(bob)
-    with pytest.raises(WithdrawalError, match="expired"):
+    with pytest.raises(WithdrawalError, match="no longer active"):
         approve(withdrawal, bob, code, quote=quote)
     assert reload(withdrawal).state == State.PENDING_APPROVAL
     assert TOTPDevice.objects.get(user=bob).last_t >= 0  # the step is marked used
     with pytest.raises(TotpRefused, match="already used"):
-        approve(withdrawal, bob, code)
+        approve(withdrawal, bob, code, quote=quote)
+
+
+def test_bob_code_stays_usable_when_his_quote_expired(alice, bob, address, fresh_code):
+    """The expiry is checked before the code: a quote that ran out must not cost the code."""
+    withdrawal = create(alice, address)
+    quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=bob)
+    Quote.objects.filter(pk=quote.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    code = fresh_code(bob)
+    with pytest.raises(WithdrawalError, match="your code was not used"):
+        approve(withdrawal, bob, code, quote=quote)
+    assert TOTPDevice.objects.get(user=bob).last_t == -1
+    assert approve(withdrawal, bob, code).approvals.filter(approver=bob).exists()
 
 
 def test_bob_expired_quote_is_refused(alice, bob, address, fresh_code):
@@ -796,7 +810,11 @@ def test_venue_rejects_and_the_withdrawal_fails_with_the_venues_message(
         services.withdrawal_submit(withdrawal_id=withdrawal.pk)
     withdrawal = reload(withdrawal)
     assert withdrawal.state == State.FAILED
-    assert error.split(":", 1)[-1] in withdrawal.status_detail
+    # The venue's own code is kept verbatim; the detail says it in words (venues.refusals).
+    assert withdrawal.venue_error_code == error
+    refusal = refusal_explain(kind=withdrawal.venue.kind, code=error)
+    assert withdrawal.status_detail == f"Venue refused: {refusal.message}"
+    assert error in withdrawal.attempts.get().detail
     assert sandbox().count_withdrawals() == 0
     assert timeline(withdrawal)[-1] == "withdrawal.failed"
     # A failed withdrawal is final: nothing sends it again.

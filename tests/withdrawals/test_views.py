@@ -102,24 +102,48 @@ def test_list_paginates_by_keyset(bob_client, alice, address, monkeypatch):
 
 
 def test_detail_full_page_and_status_partial(alice_client, alice, address):
-    withdrawal = WithdrawalFactory(requested_by=alice, whitelisted_address=address)
+    withdrawal = WithdrawalFactory(
+        requested_by=alice, whitelisted_address=address, state=State.SUBMITTED
+    )
     full = alice_client.get(url("detail", withdrawal.pk))
     assert full.status_code == 200 and b"<html" in full.content
     assert f"Withdrawal #{withdrawal.pk}".encode() in full.content
-    assert url("status", withdrawal.pk).encode() in full.content  # polls while moving
-    live = alice_client.get(url("status", withdrawal.pk), **HX)
+    assert f"{url('status', withdrawal.pk)}?poll=1".encode() in full.content  # venue holds it
+    live = alice_client.get(url("status", withdrawal.pk), {"poll": "1"}, **HX)
     assert live.status_code == 200 and is_partial(live)
-    assert b"Pending approval" in live.content
+    assert b"Submitted" in live.content
 
 
-def test_status_partial_stops_polling_at_a_final_state(alice_client, alice, address):
-    withdrawal = WithdrawalFactory(
-        requested_by=alice, whitelisted_address=address, state=State.COMPLETED
-    )
-    live = alice_client.get(url("status", withdrawal.pk), **HX)
-    assert live.status_code == 286
+@pytest.mark.parametrize(
+    "state", [State.APPROVED, State.SUBMITTING, State.SUBMITTED, State.OUTCOME_UNKNOWN]
+)
+def test_the_page_polls_while_the_venue_holds_it(alice_client, alice, address, state):
+    withdrawal = WithdrawalFactory(requested_by=alice, whitelisted_address=address, state=state)
+    page = alice_client.get(url("detail", withdrawal.pk))
+    assert url("status", withdrawal.pk).encode() in page.content
+    assert alice_client.get(url("status", withdrawal.pk), **HX).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        State.PENDING_APPROVAL,
+        State.COMPLETED,
+        State.FAILED,
+        State.REJECTED,
+        State.CANCELLED,
+        State.EXPIRED,
+    ],
+)
+def test_the_page_does_not_poll_when_nothing_moves_on_its_own(alice_client, alice, address, state):
+    """Pending approval waits for people (up to days): polling it would only keep an idle
+    session busy. A final state never changes."""
+    withdrawal = WithdrawalFactory(requested_by=alice, whitelisted_address=address, state=state)
     page = alice_client.get(url("detail", withdrawal.pk))
     assert url("status", withdrawal.pk).encode() not in page.content
+    live = alice_client.get(url("status", withdrawal.pk), **HX)
+    assert live.status_code == 286  # htmx stops polling; the last render is still swapped in
+    assert withdrawal.get_state_display().encode() in live.content
 
 
 def test_new_withdrawal_form_and_addresses_partial(alice_client, address):
@@ -141,6 +165,8 @@ def test_live_preview_shows_the_venue_quote_and_saves_nothing(alice_client, addr
     response = alice_client.post(url("preview"), form_for(address), **HX)
     assert response.status_code == 200 and is_partial(response)
     assert b"Venue fee" in response.content and b"Received" in response.content
+    # Every figure names its asset.
+    assert re.search(rb"<dt>Received</dt><dd class=\"mono\">[\d,.]+ BTC</dd>", response.content)
     assert (WithdrawalRequest.objects.count(), AuditEvent.objects.count()) == before
 
 

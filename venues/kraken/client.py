@@ -46,6 +46,7 @@ from ..interface import (
     VenueStatus,
     VenueUnavailable,
     WithdrawalSpec,
+    venue_fee,
 )
 from ..journal import SubmitJournal
 from ..nonces import DatabaseNonceSource, nonce_scope
@@ -354,6 +355,7 @@ class KrakenClient:
             txid=str(row.get("txid") or ""),
             detail=prop,
             raw=row,
+            fee=venue_fee(row.get("fee")),
         )
 
     # --- VenueClient ----------------------------------------------------------------------

@@ -39,6 +39,7 @@ from venues.interface import (
     VenueStatus,
     VenueUnavailable,
     WithdrawalSpec,
+    venue_fee,
 )
 from venues.journal import SubmitJournal
 
@@ -355,6 +356,7 @@ class KucoinClient:
             txid=str(data.get("walletTxId") or ""),
             detail=str(data.get("failureReasonMsg") or data.get("failureReason") or ""),
             raw=data,
+            fee=venue_fee(data.get("fee")),
         )
 
     def _remarked(self, spec: WithdrawalSpec) -> Iterator[dict[str, Any]]:
@@ -432,6 +434,7 @@ class KucoinClient:
             raw_status=str(item.get("status", "")),
             txid=str(item.get("walletTxId") or ""),
             raw=item,
+            fee=venue_fee(item.get("fee")),
         )
 
     def cancel(self, spec: WithdrawalSpec, *, reference: str) -> bool:

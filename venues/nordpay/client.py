@@ -51,6 +51,7 @@ from venues.interface import (
     VenueStatus,
     VenueUnavailable,
     WithdrawalSpec,
+    venue_fee,
 )
 from venues.journal import SubmitJournal
 from venues.nonces import DatabaseNonceSource
@@ -436,6 +437,7 @@ class NordPayClient:
             txid=str(item.get("tx_hash") or ""),
             detail=detail,
             raw=item,
+            fee=venue_fee(item.get("service_fee")),
         )
 
     def _call(
