@@ -11,7 +11,7 @@ urlpatterns = [
     path("people/", include("accounts.people_urls")),
     path("venues/", include("venues.urls")),
     path("whitelist/", include("whitelist.urls")),
-    path("audit/", include("audit.urls")),
+    path("audit/", include("oversight.urls")),
     path("admin/", admin.site.urls),
     path("", include("withdrawals.urls")),
 ]

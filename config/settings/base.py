@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "venues",
     "whitelist",
     "withdrawals",
+    "oversight",
     # Demo-only commands (seed_demo, demo_totp, runvenues); production removes it.
     "demo",
 ]

@@ -4,7 +4,7 @@ import tracemalloc
 
 import pytest
 
-from audit import exports
+from oversight import exports
 from bench import seed
 from withdrawals.models import WithdrawalRequest
 

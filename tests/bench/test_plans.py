@@ -6,7 +6,7 @@ or check reads."""
 import pytest
 from django.db import connection
 
-from audit.selectors import audit_events_filtered
+from oversight.selectors import audit_events_filtered
 from withdrawals.selectors import withdrawals_filtered
 
 pytestmark = pytest.mark.postgresql

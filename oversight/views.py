@@ -21,12 +21,13 @@ from django.views.decorators.http import require_GET
 
 from accounts.roles import AUDITOR, has_role
 from accounts.utils import client_ip
+from audit.checkpoints import CheckpointError, checkpoint_latest, checkpoint_write
+from audit.selectors import chain_check_latest
 from withdrawals.forms import FilterForm
 from withdrawals.models import State, WithdrawalRequest
 from withdrawals.selectors import withdrawals_filtered
 
 from . import charts, exports, selectors, services
-from .checkpoints import CheckpointError, checkpoint_latest, checkpoint_write
 from .forms import AuditFilterForm, ChartPeriodForm, WhitelistHistoryForm
 
 
@@ -52,9 +53,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     bars = charts.state_bars(counts, list(State.choices))
     return render(
         request,
-        "audit/dashboard.html",
+        "oversight/dashboard.html",
         {
-            "check": selectors.chain_check_latest(),
+            "check": chain_check_latest(),
             "period": period,
             "days": days,
             "since": since,
@@ -70,7 +71,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 def _history(request: HttpRequest, form: Any, *, whitelist_only: bool):
     """Audit events, or only whitelist changes: one page, the same keyset pagination."""
-    template = "audit/events.html"
+    template = "oversight/events.html"
     filters = dict(form.cleaned_data) if form.is_valid() else {}
     filters["whitelist_only"] = whitelist_only
     qs = selectors.audit_events_filtered(filters=filters)
@@ -120,7 +121,7 @@ def _withdrawal(pk: int) -> WithdrawalRequest:
 def evidence(request: HttpRequest, pk: int) -> HttpResponse:
     withdrawal = _withdrawal(pk)
     pack = selectors.evidence_pack(withdrawal=withdrawal)
-    return render(request, "audit/evidence.html", {"w": withdrawal, "pack": pack})
+    return render(request, "oversight/evidence.html", {"w": withdrawal, "pack": pack})
 
 
 @require_GET

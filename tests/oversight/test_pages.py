@@ -17,7 +17,7 @@ from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from audit import selectors as audit_selectors
+from oversight import selectors as audit_selectors
 from audit.models import AuditEvent, ChainCheck, VenueExchange
 from audit.services import audit_chain_verify, audit_event_record
 from tests.factories import PASSWORD, WithdrawalFactory, good_amount

@@ -1,0 +1,197 @@
+"""Reads for the auditors' pages: history, evidence and chart data."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.db.models import CharField, Count, QuerySet, Sum
+from django.db.models.functions import Cast, TruncDate
+
+from audit.models import AuditEvent
+from audit.selectors import audit_events_for, date_range_q
+from whitelist.models import WhitelistedAddress
+from withdrawals.models import State, WithdrawalRequest
+
+PAGE_SIZE = 50
+WHITELIST_TYPE = "whitelistedaddress"
+
+
+def audit_events_filtered(*, filters: dict[str, Any]) -> QuerySet[AuditEvent]:
+    """Audit events matching the history filters. ``whitelist_only`` narrows to address-book
+    changes, where venue and asset filter through the addresses themselves."""
+    qs = AuditEvent.objects.select_related("actor")
+    if filters.get("whitelist_only"):
+        qs = qs.filter(object_type=WHITELIST_TYPE)
+        if filters.get("venue") or filters.get("asset"):
+            addresses = WhitelistedAddress.objects.all()
+            if filters.get("venue"):
+                addresses = addresses.filter(venue_id=filters["venue"].pk)
+            if filters.get("asset"):
+                addresses = addresses.filter(asset__iexact=filters["asset"])
+            qs = qs.filter(
+                object_id__in=addresses.annotate(key=Cast("pk", CharField())).values("key")
+            )
+    elif filters.get("object_type"):
+        qs = qs.filter(object_type=filters["object_type"])
+    if filters.get("object_id"):
+        qs = qs.filter(object_id=filters["object_id"])
+    if filters.get("action"):
+        qs = qs.filter(action__startswith=filters["action"])
+    if filters.get("user"):
+        qs = qs.filter(actor_name=filters["user"])
+    qs = qs.filter(
+        **date_range_q("created_at", since=filters.get("since"), until=filters.get("until"))
+    )
+    return qs
+
+
+def audit_event_page(
+    *, qs: QuerySet[AuditEvent], before: int | None, size: int
+) -> tuple[list[AuditEvent], int | None]:
+    """Keyset pagination on ``seq``, newest first: no OFFSET, no COUNT(*)."""
+    if before:
+        qs = qs.filter(seq__lt=before)
+    rows = list(qs.order_by("-seq")[: size + 1])
+    next_before = rows[size - 1].seq if len(rows) > size else None
+    return rows[:size], next_before
+
+
+# --- evidence -------------------------------------------------------------------------------
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _amount(value: Any) -> str | None:
+    return format(value.normalize(), "f") if value is not None else None
+
+
+def evidence_pack(*, withdrawal: Any) -> dict[str, Any]:
+    """Everything an auditor needs about one withdrawal, as plain JSON-ready data."""
+    w = withdrawal
+    events = list(audit_events_for(target=w).order_by("seq"))
+    return {
+        "withdrawal": {
+            "id": w.pk,
+            "request_id": str(w.request_id),
+            "venue": {"id": w.venue_id, "name": w.venue.name, "kind": w.venue.kind},
+            "account": w.venue.account,
+            "asset": w.asset,
+            "network": w.network,
+            "address": w.address,
+            "memo": w.memo,
+            "venue_key": w.venue_key,
+            "whitelisted_address": {
+                "id": w.whitelisted_address_id,
+                "label": w.whitelisted_address.label,
+            },
+            "amount": _amount(w.amount),
+            "fee_cap": _amount(w.fee_cap),
+            "fee_deduct_type": w.fee_deduct_type,
+            "note": w.note,
+            "requested_by": w.requested_by.get_username(),
+            "created_at": _iso(w.created_at),
+            "state": w.state,
+            "reason": w.reason,
+        },
+        "payload_hash": w.payload_hash,
+        "payload_hash_recomputed": w.compute_payload_hash(),
+        "quotes": [
+            {
+                "id": q.pk,
+                "fetched_at": _iso(q.fetched_at),
+                "shown_to": q.shown_to.get_username() if q.shown_to else None,
+                "fee": _amount(q.fee),
+                "net_amount": _amount(q.net_amount),
+                "minimum": _amount(q.minimum),
+                "limit": _amount(q.limit),
+                "expires_at": _iso(q.expires_at),
+                "has_token": bool(q.token),
+                "confirmed": q.pk == w.confirmed_quote_id,
+            }
+            for q in w.quotes.select_related("shown_to").order_by("fetched_at", "id")
+        ],
+        "approvals": [
+            {
+                "approver": a.approver.get_username(),
+                "at": _iso(a.created_at),
+                "ip": a.ip,
+                "totp_step": a.totp_step,
+                "payload_hash": a.payload_hash,
+                "quote_id": a.quote_id,
+                "voided": a.voided,
+            }
+            for a in w.approvals.select_related("approver").order_by("created_at", "id")
+        ],
+        "venue": {
+            "reference": w.venue_reference,
+            "txid": w.venue_txid,
+            "status": w.venue_status,
+            "status_detail": w.status_detail,
+            "submitted_at": _iso(w.submitted_at),
+            "finished_at": _iso(w.finished_at),
+            "last_checked_at": _iso(w.last_checked_at),
+        },
+        "status_history": [
+            {"seq": e.seq, "at": _iso(e.created_at), "from": e.data.get("from"), "to": e.data["to"]}
+            for e in events
+            if isinstance(e.data, dict) and "to" in e.data
+        ],
+        "venue_exchanges": [
+            {
+                "purpose": x.purpose,
+                "at": _iso(x.started_at),
+                "method": x.method,
+                "url": x.url,
+                "request_headers": x.request_headers,
+                "request_body": x.request_body,
+                "status_code": x.status_code,
+                "response_headers": x.response_headers,
+                "response_body": x.response_body,
+                "error": x.error,
+            }
+            for x in w.venue_exchanges.order_by("started_at", "id")
+        ],
+        "audit_events": [
+            {
+                "seq": e.seq,
+                "at": _iso(e.created_at),
+                "actor": e.actor_name,
+                "ip": e.ip,
+                "action": e.action,
+                "message": e.message,
+                "data": e.data,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in events
+        ],
+    }
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+
+def withdrawal_volume_by_day(*, since: date) -> list[dict[str, Any]]:
+    """Completed volume per venue, asset and day since ``since`` (one grouped query)."""
+    return list(
+        WithdrawalRequest.objects.filter(
+            state=State.COMPLETED, **date_range_q("created_at", since=since, until=None)
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("venue__name", "asset", "day")
+        .annotate(total=Sum("amount"), n=Count("id"))
+        .order_by("venue__name", "asset", "day")
+    )
+
+
+def withdrawal_counts_by_state(*, since: date) -> dict[str, int]:
+    rows = (
+        WithdrawalRequest.objects.filter(**date_range_q("created_at", since=since, until=None))
+        .values("state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["state"]: row["n"] for row in rows}
