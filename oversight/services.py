@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_event_record, json_safe
 
@@ -16,7 +17,7 @@ def audit_export_record(
     """Record who exported what, with the filter that chose the rows."""
     with transaction.atomic():
         return audit_event_record(
-            action="export.created",
+            action=AuditAction.EXPORT_CREATED,
             actor=actor,
             ip=ip,
             message=f"Exported {dataset} as {fmt.upper()}",

@@ -18,6 +18,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from oversight import selectors as audit_selectors
+from audit.actions import AuditAction
 from audit.models import AuditEvent, ChainCheck, VenueExchange
 from audit.services import audit_chain_verify, audit_event_record
 from tests.factories import PASSWORD, WithdrawalFactory, good_amount
@@ -323,3 +324,10 @@ def test_dave_finds_the_evidence_pack_from_the_withdrawal_page(dave_client, bob_
     link = f'href="/audit/withdrawals/{withdrawal.pk}/evidence/"'
     assert link in dave_client.get(f"/withdrawals/{withdrawal.pk}/").content.decode()
     assert link not in bob_client.get(f"/withdrawals/{withdrawal.pk}/").content.decode()
+
+
+def test_event_history_shows_the_label_and_keeps_the_name_in_a_title(dave_client, address):
+    with transaction.atomic():
+        audit_event_record(action=AuditAction.WHITELIST_APPROVED, target=address)
+    page = dave_client.get("/audit/events/").content.decode()
+    assert '<td title="whitelist.approved">Address approved</td>' in page

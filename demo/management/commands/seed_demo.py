@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.actions import AuditAction
 from audit.services import audit_event_record
 from venues.models import Venue
 from venues.registry import KINDS
@@ -105,7 +106,9 @@ class Command(BaseCommand):
             if was_created:
                 created.append(venue.name)
                 audit_event_record(
-                    action="venue.created", target=venue, message=f"Demo venue {venue.name}"
+                    action=AuditAction.VENUE_CREATED,
+                    target=venue,
+                    message=f"Demo venue {venue.name}",
                 )
             for dest in seed.destinations or (
                 {
@@ -134,7 +137,7 @@ class Command(BaseCommand):
                 )
                 if made:
                     audit_event_record(
-                        action="whitelist.seeded",
+                        action=AuditAction.WHITELIST_SEEDED,
                         target=address,
                         message=f"Demo address {address.label} active",
                     )
