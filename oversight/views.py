@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.roles import AUDITOR, has_role
 from accounts.utils import client_ip
+from audit.actions import AuditAction
 from audit.checkpoints import CheckpointError, checkpoint_latest, checkpoint_write
 from audit.selectors import chain_check_latest
 from withdrawals.forms import FilterForm
@@ -44,8 +45,7 @@ def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 @require_GET
 @auditor_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    period = ChartPeriodForm(request.GET or None)
-    days = period.cleaned_data["days"] if period.is_valid() else 30
+    days = ChartPeriodForm(request.GET or None).period()
     until = timezone.localdate()
     since = until - timedelta(days=days - 1)
     volume = selectors.withdrawal_volume_by_day(since=since)
@@ -56,7 +56,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "oversight/dashboard.html",
         {
             "check": chain_check_latest(),
-            "period": period,
+            # Shown as the period charted, even when the request asked for a bad one.
+            "period": ChartPeriodForm(initial={"days": days}),
             "days": days,
             "since": since,
             "until": until,
@@ -69,26 +70,33 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _history(request: HttpRequest, form: Any, *, whitelist_only: bool):
-    """Audit events, or only whitelist changes: one page, the same keyset pagination."""
+def _history(request: HttpRequest, form: Any, *, whitelist_only: bool) -> HttpResponse:
+    """Audit events, or only whitelist changes: one page, the same keyset pagination. A filter
+    that does not validate shows its message and no rows: never rows it did not ask for."""
     template = "oversight/events.html"
-    filters = dict(form.cleaned_data) if form.is_valid() else {}
-    filters["whitelist_only"] = whitelist_only
-    qs = selectors.audit_events_filtered(filters=filters)
-    rows, next_before = selectors.audit_event_page(
-        qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
-    )
+    rows: list[Any] = []
+    next_before = None
+    if form.is_valid() or not form.is_bound:
+        filters = dict(form.cleaned_data) if form.is_bound else {}
+        filters["whitelist_only"] = whitelist_only
+        qs = selectors.audit_events_filtered(filters=filters)
+        rows, next_before = selectors.audit_event_page(
+            qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
+        )
     query = request.GET.copy()
     query.pop("before", None)
+    for name in [name for name, value in query.items() if not value]:
+        del query[name]
     return render(
         request,
-        f"{template}#rows" if request.htmx else template,
+        f"{template}#history" if request.htmx else template,
         {
             "form": form,
             "rows": rows,
             "next_before": next_before,
             "query": query.urlencode(),
             "whitelist_only": whitelist_only,
+            "actions": list(AuditAction),
         },
     )
 

@@ -127,10 +127,57 @@ def test_event_history_filters_by_user_and_date(dave_client, dave):
     assert dave_client.get("/audit/events/", {"since": tomorrow}).context["rows"] == []
 
 
-def test_event_history_reports_a_reversed_date_range(dave_client):
-    response = dave_client.get("/audit/events/", {"since": "2030-01-02", "until": "2030-01-01"})
-    assert response.status_code == 200
-    assert "The start date is after the end date." in response.content.decode()
+def test_event_history_reports_a_reversed_date_range_and_shows_no_rows(dave_client):
+    record(2)
+    reversed_range = {"since": "2030-01-02", "until": "2030-01-01"}
+    for headers in ({}, {"HX-Request": "true"}):
+        response = dave_client.get("/audit/events/", reversed_range, headers=headers)
+        assert response.status_code == 200
+        history = _history_part(response.content.decode())
+        assert "The start date is after the end date." in history
+        assert response.context["rows"] == [] and "<tbody" not in history
+        assert "/audit/export/" not in history
+
+
+def _history_part(page: str) -> str:
+    """The part of the page a filter swaps: from its opening tag to the end of the page."""
+    start = page.index('<div id="history"')
+    return page[start:]
+
+
+def test_a_filter_swaps_rows_count_and_export_links_together(dave_client):
+    record(3, action="test.kept")
+    record(2, action="test.dropped")
+    response = dave_client.get(
+        "/audit/events/", {"action": "test.kept"}, headers={"HX-Request": "true"}
+    )
+    part = response.content.decode()
+    assert part.lstrip().startswith('<div id="history"') and "<form" not in part
+    assert "3 events shown" in part
+    assert "/audit/export/audit.csv?action=test.kept" in part
+    assert "/audit/export/audit.json?action=test.kept" in part
+    assert part.count('title="test.kept"') == 3 and "test.dropped" not in part
+
+
+@pytest.mark.parametrize("path", ["/audit/events/", "/audit/whitelist/"])
+def test_every_history_filter_has_a_visible_label_and_dates_say_their_format(
+    path, dave_client, venue
+):
+    response = dave_client.get(path)
+    page = response.content.decode()
+    for field in response.context["form"].visible_fields():
+        assert f'<label for="{field.id_for_label}"' in page, field.name
+    assert page.count("YYYY-MM-DD") >= 2
+    assert "None" not in page
+
+
+def test_dashboard_period_shows_the_period_it_charts(dave_client):
+    for query, days in (({}, 30), ({"days": "7"}, 7), ({"days": "abc"}, 30), ({"days": "90"}, 90)):
+        page = dave_client.get("/audit/", query).content.decode()
+        assert f"last {days} days" in page
+        assert f'<option value="{days}" selected>' in page
+        assert page.count(" selected>") == 1
+        assert '<label for="id_days"' in page
 
 
 @pytest.mark.parametrize(
