@@ -4,8 +4,8 @@ import tracemalloc
 
 import pytest
 
-from oversight import exports
 from bench import seed
+from oversight import exports
 from withdrawals.models import WithdrawalRequest
 
 pytestmark = pytest.mark.postgresql

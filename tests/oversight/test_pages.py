@@ -17,10 +17,10 @@ from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from oversight import selectors as audit_selectors
 from audit.actions import AuditAction
 from audit.models import AuditEvent, ChainCheck, VenueExchange
 from audit.services import audit_chain_verify, audit_event_record
+from oversight import selectors as audit_selectors
 from tests.factories import PASSWORD, WithdrawalFactory, good_amount
 from withdrawals import selectors as withdrawal_selectors
 from withdrawals import services
