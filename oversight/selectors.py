@@ -46,6 +46,17 @@ def audit_events_filtered(*, filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     return qs
 
 
+def export_rows_fixed(*, qs: QuerySet, key: str) -> tuple[QuerySet, int]:
+    """The rows an export will hold, and how many: bounded by the highest key now, so what is
+    written while the file streams (the export's own audit event among it) stays out and the
+    count recorded matches the file."""
+    top = qs.order_by(f"-{key}").values_list(key, flat=True).first()
+    if top is None:
+        return qs.none(), 0
+    fixed = qs.filter(**{f"{key}__lte": top})
+    return fixed, fixed.count()
+
+
 def audit_event_page(
     *, qs: QuerySet[AuditEvent], before: int | None, size: int
 ) -> tuple[list[AuditEvent], int | None]:

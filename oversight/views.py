@@ -155,8 +155,8 @@ def evidence_json(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @auditor_required
 def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
-    columns = exports.DATASETS.get(dataset)
-    if columns is None or fmt not in {"csv", "json"}:
+    chosen = exports.DATASETS.get(dataset)
+    if chosen is None or fmt not in exports.FORMATS:
         raise Http404("No such export")
     if dataset == "withdrawals":
         form: Any = FilterForm(request.GET or None)
@@ -173,19 +173,22 @@ def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
         qs = withdrawals_filtered(user=request.user, filters=filters)
     else:
         qs = selectors.audit_events_filtered(filters=filters)
+    qs, rows = selectors.export_rows_fixed(qs=qs, key=chosen.key.source)
     services.audit_export_record(
-        actor=request.user, ip=client_ip(request), dataset=dataset, fmt=fmt, filters=filters
+        actor=request.user,
+        ip=client_ip(request),
+        dataset=dataset,
+        fmt=fmt,
+        filters=filters,
+        rows=rows,
     )
     # Every export leaves the chain's head outside the database too, export event included.
     checkpoint_write()
-    rows = exports.export_rows(qs, columns)
-    stream = (
-        exports.csv_stream(rows, columns) if fmt == "csv" else exports.json_stream(rows, columns)
-    )
-    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    response = StreamingHttpResponse(stream, content_type=content_type)
+    stream = exports.export_stream(dataset=chosen, fmt=fmt, qs=qs)
+    response = StreamingHttpResponse(stream, content_type=exports.FORMATS[fmt])
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="{dataset}-{stamp}.{fmt}"'
+    extension = "csv" if fmt == "csv" else "jsonl"
+    response["Content-Disposition"] = f'attachment; filename="{dataset}-{stamp}.{extension}"'
     return response
 
 

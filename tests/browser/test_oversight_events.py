@@ -60,7 +60,8 @@ def test_audit_events_export_after_filtering_holds_exactly_the_filtered_rows(
 
     with page.expect_download() as json_download:
         page.locator("#export-json").click()
-    records = json.loads(open(json_download.value.path()).read())  # noqa: SIM115
+    lines = open(json_download.value.path()).read().splitlines()  # noqa: SIM115
+    records = [json.loads(line) for line in lines]
     assert [r["seq"] for r in records] == expected
 
     # A reversed range: the message, no rows, and nothing to export.

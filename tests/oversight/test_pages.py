@@ -330,13 +330,19 @@ def test_withdrawal_csv_export_is_streamed_filtered_and_audited(dave_client, ali
     assert rows[0]["requested_by"] == "alice"
     event = AuditEvent.objects.get(action="export.created")
     assert event.actor_name == "dave"
-    assert event.data == {"dataset": "withdrawals", "format": "csv", "filters": {"user": "alice"}}
+    assert event.data == {
+        "dataset": "withdrawals",
+        "format": "csv",
+        "filters": {"user": "alice"},
+        "rows": 1,
+    }
 
 
 def test_audit_json_export_carries_the_chain_hashes(dave_client):
     record(3)
     response = dave_client.get("/audit/export/audit.json", {"action": "test."})
-    rows = json.loads(streamed(response))
+    assert response["Content-Type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in streamed(response).splitlines()]
     assert [r["seq"] for r in rows] == sorted(r["seq"] for r in rows) and len(rows) == 3
     assert all(len(r["hash"]) == 64 and len(r["prev_hash"]) == 64 for r in rows)
     assert rows[1]["prev_hash"] == rows[0]["hash"]
