@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+import operator
+from collections.abc import Collection
+from datetime import date, datetime, timedelta
+from functools import reduce
 from typing import Any
 
-from django.db.models import CharField, Count, QuerySet, Sum
+from django.db.models import BigIntegerField, CharField, Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast, TruncDate
 
 from audit.models import AuditEvent
@@ -13,8 +16,11 @@ from audit.selectors import audit_events_for, date_range_q
 from whitelist.models import WhitelistedAddress
 from withdrawals.models import State, WithdrawalRequest
 
+from .models import DailyWithdrawalTotals
+
 PAGE_SIZE = 50
 WHITELIST_TYPE = "whitelistedaddress"
+WITHDRAWAL_TYPE = "withdrawalrequest"
 
 
 def audit_events_filtered(*, filters: dict[str, Any]) -> QuerySet[AuditEvent]:
@@ -182,27 +188,62 @@ def evidence_pack(*, withdrawal: Any) -> dict[str, Any]:
     }
 
 
-# --- charts ---------------------------------------------------------------------------------
+# --- charts: from the daily rollup, never the withdrawals table -----------------------------
 
 
 def withdrawal_volume_by_day(*, since: date) -> list[dict[str, Any]]:
     """Completed volume per venue, asset and day since ``since`` (one grouped query)."""
     return list(
-        WithdrawalRequest.objects.filter(
-            state=State.COMPLETED, **date_range_q("created_at", since=since, until=None)
-        )
-        .annotate(day=TruncDate("created_at"))
+        DailyWithdrawalTotals.objects.filter(state=State.COMPLETED, day__gte=since)
         .values("venue__name", "asset", "day")
-        .annotate(total=Sum("amount"), n=Count("id"))
+        .annotate(total=Sum("amount_sum"), n=Sum("count"))
         .order_by("venue__name", "asset", "day")
     )
 
 
 def withdrawal_counts_by_state(*, since: date) -> dict[str, int]:
     rows = (
-        WithdrawalRequest.objects.filter(**date_range_q("created_at", since=since, until=None))
+        DailyWithdrawalTotals.objects.filter(day__gte=since)
         .values("state")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("count"))
         .order_by()
     )
     return {row["state"]: row["n"] for row in rows}
+
+
+def daily_totals_refreshed_at() -> datetime | None:
+    return DailyWithdrawalTotals.objects.aggregate(at=Max("refreshed_at"))["at"]
+
+
+def daily_totals_days_to_refresh(*, today: date) -> set[date]:
+    """Today, yesterday, and the day each withdrawal was requested whose trail moved since
+    yesterday began: a late completion changes the totals of the day it was asked for."""
+    yesterday = today - timedelta(days=1)
+    touched = AuditEvent.objects.filter(
+        object_type=WITHDRAWAL_TYPE,
+        **date_range_q("created_at", since=yesterday, until=None),
+    ).annotate(withdrawal_id=Cast("object_id", BigIntegerField()))
+    requested = WithdrawalRequest.objects.filter(pk__in=touched.values("withdrawal_id")).dates(
+        "created_at", "day"
+    )
+    return {today, yesterday, *requested}
+
+
+def daily_totals_computed(*, days: Collection[date] | None) -> list[dict[str, Any]]:
+    """The rollup's rows straight from the withdrawals, for ``days`` (every day when None)."""
+    qs = WithdrawalRequest.objects.all()
+    if days is not None:
+        ranges = (Q(**date_range_q("created_at", since=day, until=day)) for day in days)
+        qs = qs.filter(reduce(operator.or_, ranges))
+    rows = (
+        qs.annotate(day=TruncDate("created_at"))
+        .values("day", "venue_id", "asset", "state")
+        .annotate(count=Count("id"), amount_sum=Sum("amount"))
+        .order_by()
+    )
+    # SQLite hands the truncated date back as text.
+    return [{**row, "day": _as_date(row["day"])} for row in rows]
+
+
+def _as_date(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value

@@ -56,6 +56,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "oversight/dashboard.html",
         {
             "check": chain_check_latest(),
+            "totals_at": selectors.daily_totals_refreshed_at(),
             # Shown as the period charted, even when the request asked for a bad one.
             "period": ChartPeriodForm(initial={"days": days}),
             "days": days,

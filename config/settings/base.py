@@ -281,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.write_audit_checkpoint",
         "schedule": float(os.environ.get("AUDIT_CHECKPOINT_SECONDS", "300")),
     },
+    "oversight-refresh-daily-totals": {
+        "task": "oversight.tasks.refresh_daily_totals",
+        "schedule": float(os.environ.get("DAILY_TOTALS_SECONDS", "60")),
+    },
     "whitelist-activate-due": {
         "task": "whitelist.tasks.activate_due_addresses",
         "schedule": 15.0,

@@ -21,6 +21,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent, ChainCheck, VenueExchange
 from audit.services import audit_chain_verify, audit_event_record
 from oversight import selectors as audit_selectors
+from oversight.services import daily_totals_refresh
 from tests.factories import PASSWORD, WithdrawalFactory, good_amount
 from withdrawals import selectors as withdrawal_selectors
 from withdrawals import services
@@ -90,6 +91,7 @@ def test_dashboard_charts_are_svg_without_inline_styles(dave_client, address):
     WithdrawalFactory(whitelisted_address=address, state=State.COMPLETED)
     WithdrawalFactory(whitelisted_address=address, state=State.COMPLETED, amount=Decimal("0.5"))
     WithdrawalFactory(whitelisted_address=address, state=State.REJECTED)
+    daily_totals_refresh(days=None)
     page = dave_client.get("/audit/?days=7").content.decode()
     assert "<svg" in page and "<rect" in page
     assert "style=" not in page and "<script" not in page.split("</head>")[1]
