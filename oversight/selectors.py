@@ -63,13 +63,31 @@ def export_rows_fixed(*, qs: QuerySet, key: str) -> tuple[QuerySet, int]:
     return fixed, fixed.count()
 
 
-def audit_event_page(
-    *, qs: QuerySet[AuditEvent], before: int | None, size: int
-) -> tuple[list[AuditEvent], int | None]:
-    """Keyset pagination on ``seq``, newest first: no OFFSET, no COUNT(*)."""
+def audit_events_after(
+    *, qs: QuerySet[AuditEvent], before: int | None, by_time: bool
+) -> QuerySet[AuditEvent]:
+    """``qs`` newest first, from just past ``before`` (the last seq shown). A date range
+    (``by_time``) goes in (created_at, seq) order, the order its index holds, so thirty days are
+    read from the index rather than by walking every seq back to them."""
+    if not by_time:
+        return (qs.filter(seq__lt=before) if before else qs).order_by("-seq")
+    at = None
     if before:
+        at = AuditEvent.objects.filter(seq=before).values_list("created_at", flat=True).first()
+    if at is not None:
+        # The bound on created_at alone is where the index scan starts; the OR is the exact
+        # keyset (events of one instant go on by seq).
+        qs = qs.filter(Q(created_at__lt=at) | Q(created_at=at, seq__lt=before), created_at__lte=at)
+    elif before:
         qs = qs.filter(seq__lt=before)
-    rows = list(qs.order_by("-seq")[: size + 1])
+    return qs.order_by("-created_at", "-seq")
+
+
+def audit_event_page(
+    *, qs: QuerySet[AuditEvent], before: int | None, size: int, by_time: bool = False
+) -> tuple[list[AuditEvent], int | None]:
+    """Keyset pagination, newest first: no OFFSET, no COUNT(*)."""
+    rows = list(audit_events_after(qs=qs, before=before, by_time=by_time)[: size + 1])
     next_before = rows[size - 1].seq if len(rows) > size else None
     return rows[:size], next_before
 

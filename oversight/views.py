@@ -82,7 +82,10 @@ def _history(request: HttpRequest, form: Any, *, whitelist_only: bool) -> HttpRe
         filters["whitelist_only"] = whitelist_only
         qs = selectors.audit_events_filtered(filters=filters)
         rows, next_before = selectors.audit_event_page(
-            qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
+            qs=qs,
+            before=filters.get("before"),
+            size=selectors.PAGE_SIZE,
+            by_time=bool(filters.get("since") or filters.get("until")),
         )
     query = request.GET.copy()
     query.pop("before", None)

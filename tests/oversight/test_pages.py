@@ -386,3 +386,21 @@ def test_event_history_shows_the_label_and_keeps_the_name_in_a_title(dave_client
         audit_event_record(action=AuditAction.WHITELIST_APPROVED, target=address)
     page = dave_client.get("/audit/events/").content.decode()
     assert '<td title="whitelist.approved">Address approved</td>' in page
+
+
+def test_a_date_range_pages_on_time_and_seq_without_gaps_or_repeats(dave_client, monkeypatch):
+    record(7, action="test.ranged")
+    monkeypatch.setattr(audit_selectors, "PAGE_SIZE", 3)
+    today = timezone.localdate().isoformat()
+    query = {"action": "test.ranged", "since": today, "until": today}
+    seen, before = [], None
+    while True:
+        response = dave_client.get(
+            "/audit/events/", {**query, **({"before": before} if before else {})}
+        )
+        seen += [e.seq for e in response.context["rows"]]
+        before = response.context["next_before"]
+        if before is None:
+            break
+    expected = AuditEvent.objects.filter(action="test.ranged").order_by("-created_at", "-seq")
+    assert seen == list(expected.values_list("seq", flat=True)) and len(seen) == 7
