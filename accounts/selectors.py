@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 
 from .models import AccessChange, ChangeKind, ChangeState, Invitation
@@ -22,12 +23,12 @@ from .roles import ROLES
 # Audit actions that record a person approving something (a withdrawal, an address, a change
 # to someone's access). The trail is the one place all of them meet.
 APPROVAL_ACTIONS = (
-    "withdrawal.approval_added",
-    "withdrawal.approved",
-    "whitelist.approved",
-    "people.role_granted",
-    "people.role_removed",
-    "people.device_reset",
+    AuditAction.WITHDRAWAL_APPROVAL_ADDED,
+    AuditAction.WITHDRAWAL_APPROVED,
+    AuditAction.WHITELIST_APPROVED,
+    AuditAction.PEOPLE_ROLE_GRANTED,
+    AuditAction.PEOPLE_ROLE_REMOVED,
+    AuditAction.PEOPLE_DEVICE_RESET,
 )
 
 
@@ -69,7 +70,7 @@ def people_rows(*, with_activity: bool = False) -> list[PersonRow]:
     people = get_user_model().objects.order_by("username").prefetch_related("groups")
     if with_activity:
         people = people.annotate(
-            last_sign_in=_latest_event_at(("auth.signed_in",)),
+            last_sign_in=_latest_event_at((AuditAction.AUTH_SIGNED_IN,)),
             last_approval=_latest_event_at(APPROVAL_ACTIONS),
         )
     users = list(people)

@@ -31,6 +31,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
+from audit.actions import AuditAction
 from audit.services import audit_event_record
 
 from . import rules, selectors
@@ -128,7 +129,7 @@ def signin_failure_record(
         known = get_user_model().objects.filter(username=username).first()
         with transaction.atomic():
             audit_event_record(
-                action="auth.signin_throttled",
+                action=AuditAction.AUTH_SIGNIN_THROTTLED,
                 actor_name=username[:150] or "(blank)",
                 ip=ip,
                 target=known,
@@ -199,7 +200,7 @@ def signin_code_verify(
     failures = signin_failures_clear(username=username)
     with transaction.atomic():
         audit_event_record(
-            action="auth.signed_in",
+            action=AuditAction.AUTH_SIGNED_IN,
             actor=user,
             ip=ip,
             target=user,
@@ -245,7 +246,7 @@ def totp_code_verify(*, user: Any, code: str, ip: str | None = None, purpose: st
             # verify_token refuses a code whose step is not newer than the last one used.
             reason = "That code is wrong or was already used. Wait for a new code."
         audit_event_record(
-            action="totp.refused",
+            action=AuditAction.TOTP_REFUSED,
             actor=user,
             ip=ip,
             target=user,
@@ -327,7 +328,7 @@ def _issue_link(*, admin: Any, user: Any, ip: str | None, now: Any) -> str:
         expires_at=now + _invitation_lifetime(),
     )
     audit_event_record(
-        action="people.enrolment_link_issued",
+        action=AuditAction.PEOPLE_ENROLMENT_LINK_ISSUED,
         actor=admin,
         ip=ip,
         target=user,
@@ -372,7 +373,7 @@ def person_invite(
             user.set_unusable_password()
             user.save()
             audit_event_record(
-                action="people.invited",
+                action=AuditAction.PEOPLE_INVITED,
                 actor=admin,
                 ip=ip,
                 target=user,
@@ -511,7 +512,7 @@ def enrolment_confirm(
             invitation.save(update_fields=["used_at"])
             codes = _recovery_codes_replace(user=user)
             audit_event_record(
-                action="people.enrolled",
+                action=AuditAction.PEOPLE_ENROLLED,
                 actor=user,
                 ip=ip,
                 target=user,
@@ -545,7 +546,7 @@ def recovery_code_use(*, user: Any, code: str, ip: str | None) -> StaticDevice:
         if used:
             left = device.token_set.count()
             audit_event_record(
-                action="auth.recovery_code_used",
+                action=AuditAction.AUTH_RECOVERY_CODE_USED,
                 actor=user,
                 ip=ip,
                 target=user,
@@ -554,7 +555,7 @@ def recovery_code_use(*, user: Any, code: str, ip: str | None) -> StaticDevice:
             )
         else:
             audit_event_record(
-                action="totp.refused",
+                action=AuditAction.TOTP_REFUSED,
                 actor=user,
                 ip=ip,
                 target=user,
@@ -573,7 +574,7 @@ def recovery_codes_regenerate(*, user: Any, code: str, ip: str | None = None) ->
         _lock_person(user.pk)
         codes = _recovery_codes_replace(user=user)
         audit_event_record(
-            action="people.recovery_codes_replaced",
+            action=AuditAction.PEOPLE_RECOVERY_CODES_REPLACED,
             actor=user,
             ip=ip,
             target=user,
@@ -643,7 +644,7 @@ def access_change_propose(
             proposed_at=timezone.now(),
         )
         audit_event_record(
-            action="people.change_proposed",
+            action=AuditAction.PEOPLE_CHANGE_PROPOSED,
             actor=admin,
             ip=ip,
             target=subject,
@@ -691,17 +692,17 @@ def access_change_approve(
             removed = TOTPDevice.objects.filter(user=subject).delete()[0]
             StaticDevice.objects.filter(user=subject).delete()
             _invitations_void(user=subject, now=timezone.now())
-            action, data["devices_removed"] = "people.device_reset", removed
+            action, data["devices_removed"] = AuditAction.PEOPLE_DEVICE_RESET, removed
         else:
             if not subject.is_active:
                 raise PeopleError(f"{subject.get_username()} is deactivated.")
             group = Group.objects.get(name=change.role)
             if change.kind == ChangeKind.GRANT:
                 subject.groups.add(group)
-                action = "people.role_granted"
+                action = AuditAction.PEOPLE_ROLE_GRANTED
             else:
                 subject.groups.remove(group)
-                action = "people.role_removed"
+                action = AuditAction.PEOPLE_ROLE_REMOVED
             data["role"] = change.role
         change.state = ChangeState.APPROVED
         change.decided_by = approver
@@ -734,7 +735,7 @@ def access_change_reject(
         change.decided_at = timezone.now()
         change.save(update_fields=["state", "decided_by", "decided_at"])
         audit_event_record(
-            action="people.change_rejected",
+            action=AuditAction.PEOPLE_CHANGE_REJECTED,
             actor=admin,
             ip=ip,
             target=current.subject,
@@ -763,7 +764,7 @@ def person_deactivate(*, admin: Any, user_id: Any, reason: str, ip: str | None =
         user.save(update_fields=["is_active"])
         voided = _invitations_void(user=user, now=timezone.now())
         audit_event_record(
-            action="people.deactivated",
+            action=AuditAction.PEOPLE_DEACTIVATED,
             actor=admin,
             ip=ip,
             target=user,

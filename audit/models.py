@@ -32,7 +32,8 @@ class AuditEvent(models.Model):
     """
 
     seq = models.BigIntegerField(unique=True)
-    created_at = models.DateTimeField(db_index=True)
+    # No index of its own: audit_created_seq_idx (created_at, seq) leads with it.
+    created_at = models.DateTimeField()
     # No index of its own: audit_actor_idx (actor, seq) leads with it, and every index here is
     # paid for by each append.
     actor = models.ForeignKey(
@@ -59,6 +60,8 @@ class AuditEvent(models.Model):
         ordering = ["seq"]
         indexes = [
             models.Index(fields=["object_type", "object_id", "seq"], name="audit_object_idx"),
+            # A date range, newest first, paged on (created_at, seq): read in index order.
+            models.Index(fields=["created_at", "seq"], name="audit_created_seq_idx"),
             # The action filter is a prefix (LIKE 'x%'), which a btree serves under a non-C
             # collation only with the pattern operator class; equality still uses it.
             models.Index(

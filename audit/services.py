@@ -135,20 +135,6 @@ def audit_chain_verify(
     return check
 
 
-def audit_export_record(
-    *, actor: Any, ip: str | None, dataset: str, fmt: str, filters: dict[str, Any]
-) -> AuditEvent:
-    """Record who exported what, with the filter that chose the rows."""
-    with transaction.atomic():
-        return audit_event_record(
-            action="export.created",
-            actor=actor,
-            ip=ip,
-            message=f"Exported {dataset} as {fmt.upper()}",
-            data={"dataset": dataset, "format": fmt, "filters": json_safe(filters)},
-        )
-
-
 def venue_exchange_record(*, withdrawal_id: int, purpose: str, exchange: dict[str, Any]) -> None:
     """Store one redacted venue request/response pair (see audit.exchanges)."""
     VenueExchange.objects.create(withdrawal_id=withdrawal_id, purpose=purpose, **exchange)

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from .actions import AuditAction
 from .services import audit_event_record
 
 
@@ -20,7 +21,7 @@ def _ip(request: Any) -> str | None:
 def login_succeeded_record(sender: Any, request: Any = None, user: Any = None, **kwargs: Any):
     with transaction.atomic():
         audit_event_record(
-            action="login.succeeded",
+            action=AuditAction.LOGIN_SUCCEEDED,
             actor=user,
             ip=_ip(request),
             target=user,
@@ -37,7 +38,7 @@ def login_failed_record(
     known = get_user_model().objects.filter(username=username).first()
     with transaction.atomic():
         audit_event_record(
-            action="login.failed",
+            action=AuditAction.LOGIN_FAILED,
             actor=None,
             actor_name=username or "(blank)",
             ip=_ip(request),

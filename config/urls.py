@@ -12,7 +12,7 @@ urlpatterns = [
     path("people/", include("accounts.people_urls")),
     path("venues/", include("venues.urls")),
     path("whitelist/", include("whitelist.urls")),
-    path("audit/", include("audit.urls")),
+    path("audit/", include("oversight.urls")),
     path("notifications/", include("notifications.urls")),
     path("policy/", include("policies.urls")),
     path("admin/", admin.site.urls),

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.roles import AUDITOR, WHITELIST_ADMIN, has_role
 from accounts.services import totp_code_verify
+from audit.actions import AuditAction
 from audit.services import audit_event_record
 from venues.interface import SavedAddress, VenueError, VenueRejected
 from venues.models import Venue
@@ -239,7 +240,9 @@ def _record_drift(address_id: int, detail: str) -> WhitelistedAddress:
         address.save(update_fields=["drift_detail", "drift_checked_at"])
         if changed:
             audit_event_record(
-                action="whitelist.drift_detected" if detail else "whitelist.drift_cleared",
+                action=AuditAction.WHITELIST_DRIFT_DETECTED
+                if detail
+                else AuditAction.WHITELIST_DRIFT_CLEARED,
                 target=address,
                 message=detail or "The venue's saved key matches the approved address again.",
                 data={"venue_key": address.venue_key, "detail": detail},
@@ -382,7 +385,7 @@ def _create_proposal(
     except IntegrityError:
         raise WhitelistError("This address is already on the whitelist.") from None
     audit_event_record(
-        action="whitelist.proposed",
+        action=AuditAction.WHITELIST_PROPOSED,
         actor=proposer,
         ip=ip,
         target=address,
@@ -449,7 +452,7 @@ def address_approve(
         address.drift_checked_at = now
         address.save()
         audit_event_record(
-            action="whitelist.approved",
+            action=AuditAction.WHITELIST_APPROVED,
             actor=approver,
             ip=ip,
             target=address,
@@ -469,7 +472,7 @@ def address_approve(
 
 def _activated(address: WhitelistedAddress) -> None:
     audit_event_record(
-        action="whitelist.activated",
+        action=AuditAction.WHITELIST_ACTIVATED,
         target=address,
         message="Cooling-off over: the address can be used for withdrawals.",
     )
@@ -559,6 +562,12 @@ def address_revoke(
     )
 
 
+_END_ACTIONS = {
+    AddressState.REVOKED: AuditAction.WHITELIST_REVOKED,
+    AddressState.VETOED: AuditAction.WHITELIST_VETOED,
+}
+
+
 def _end(
     address_id: Any,
     state: str,
@@ -579,7 +588,7 @@ def _end(
         address.end_reason = reason
         address.save(update_fields=["state", "ended_by", "ended_at", "end_reason"])
         audit_event_record(
-            action=f"whitelist.{state}",
+            action=_END_ACTIONS[state],
             actor=user,
             ip=ip,
             target=address,
@@ -644,7 +653,7 @@ def addresses_import_from_venue(
                 )
             )
         audit_event_record(
-            action="whitelist.imported",
+            action=AuditAction.WHITELIST_IMPORTED,
             actor=admin,
             ip=ip,
             target=venue,

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "policies",
     "withdrawals",
     "notifications",
+    "oversight",
     # Demo-only commands (seed_demo, demo_totp, runvenues); production removes it.
     "demo",
 ]
@@ -305,6 +306,10 @@ CELERY_BEAT_SCHEDULE = {
     "audit-write-checkpoint": {
         "task": "audit.tasks.write_audit_checkpoint",
         "schedule": float(os.environ.get("AUDIT_CHECKPOINT_SECONDS", "300")),
+    },
+    "oversight-refresh-daily-totals": {
+        "task": "oversight.tasks.refresh_daily_totals",
+        "schedule": float(os.environ.get("DAILY_TOTALS_SECONDS", "60")),
     },
     "whitelist-activate-due": {
         "task": "whitelist.tasks.activate_due_addresses",

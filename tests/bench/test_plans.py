@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from django.db import connection
 
-from audit.selectors import audit_events_filtered
+from oversight.selectors import audit_events_filtered
 from tests.factories import WithdrawalFactory
 from venues.models import Venue
 from withdrawals.selectors import withdrawal_history_query, withdrawals_filtered

@@ -72,7 +72,7 @@ def test_propose_approve_active_withdraw(live_server, browser, screenshots, sett
     erin.screenshot(path=screenshots / "wl-02-erin-approves.png", full_page=True)
     erin.get_by_role("button", name="Approve address").click()
     expect(erin.locator("#state")).to_have_text("Active")
-    expect(erin.locator("#history")).to_contain_text("whitelist.approved")
+    expect(erin.locator("#history")).to_contain_text("Address approved")
     address.refresh_from_db()
     assert address.state == AddressState.ACTIVE
     assert address.approved_by.username == "erin"

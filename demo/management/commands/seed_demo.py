@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.actions import AuditAction
 from audit.services import audit_event_record
 from policies import rulebook
 from policies.models import PolicyVersion, Price, PriceTable, Rule
@@ -131,7 +132,9 @@ class Command(BaseCommand):
             if was_created:
                 created.append(venue.name)
                 audit_event_record(
-                    action="venue.created", target=venue, message=f"Demo venue {venue.name}"
+                    action=AuditAction.VENUE_CREATED,
+                    target=venue,
+                    message=f"Demo venue {venue.name}",
                 )
             for dest in seed.destinations or (
                 {
@@ -160,7 +163,7 @@ class Command(BaseCommand):
                 )
                 if made:
                     audit_event_record(
-                        action="whitelist.seeded",
+                        action=AuditAction.WHITELIST_SEEDED,
                         target=address,
                         message=f"Demo address {address.label} active",
                     )

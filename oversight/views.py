@@ -21,12 +21,14 @@ from django.views.decorators.http import require_GET
 
 from accounts.roles import AUDITOR, has_role
 from accounts.utils import client_ip
+from audit.actions import AuditAction
+from audit.checkpoints import CheckpointError, checkpoint_latest, checkpoint_write
+from audit.selectors import chain_check_latest
 from withdrawals.forms import FilterForm
 from withdrawals.models import State, WithdrawalRequest
 from withdrawals.selectors import withdrawals_filtered
 
 from . import charts, exports, selectors, services
-from .checkpoints import CheckpointError, checkpoint_latest, checkpoint_write
 from .forms import AuditFilterForm, ChartPeriodForm, WhitelistHistoryForm
 
 
@@ -43,8 +45,7 @@ def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 @require_GET
 @auditor_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    period = ChartPeriodForm(request.GET or None)
-    days = period.cleaned_data["days"] if period.is_valid() else 30
+    days = ChartPeriodForm(request.GET or None).period()
     until = timezone.localdate()
     since = until - timedelta(days=days - 1)
     volume = selectors.withdrawal_volume_by_day(since=since)
@@ -52,10 +53,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     bars = charts.state_bars(counts, list(State.choices))
     return render(
         request,
-        "audit/dashboard.html",
+        "oversight/dashboard.html",
         {
-            "check": selectors.chain_check_latest(),
-            "period": period,
+            "check": chain_check_latest(),
+            "totals_at": selectors.daily_totals_refreshed_at(),
+            # Shown as the period charted, even when the request asked for a bad one.
+            "period": ChartPeriodForm(initial={"days": days}),
             "days": days,
             "since": since,
             "until": until,
@@ -68,26 +71,36 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _history(request: HttpRequest, form: Any, *, whitelist_only: bool):
-    """Audit events, or only whitelist changes: one page, the same keyset pagination."""
-    template = "audit/events.html"
-    filters = dict(form.cleaned_data) if form.is_valid() else {}
-    filters["whitelist_only"] = whitelist_only
-    qs = selectors.audit_events_filtered(filters=filters)
-    rows, next_before = selectors.audit_event_page(
-        qs=qs, before=filters.get("before"), size=selectors.PAGE_SIZE
-    )
+def _history(request: HttpRequest, form: Any, *, whitelist_only: bool) -> HttpResponse:
+    """Audit events, or only whitelist changes: one page, the same keyset pagination. A filter
+    that does not validate shows its message and no rows: never rows it did not ask for."""
+    template = "oversight/events.html"
+    rows: list[Any] = []
+    next_before = None
+    if form.is_valid() or not form.is_bound:
+        filters = dict(form.cleaned_data) if form.is_bound else {}
+        filters["whitelist_only"] = whitelist_only
+        qs = selectors.audit_events_filtered(filters=filters)
+        rows, next_before = selectors.audit_event_page(
+            qs=qs,
+            before=filters.get("before"),
+            size=selectors.PAGE_SIZE,
+            by_time=bool(filters.get("since") or filters.get("until")),
+        )
     query = request.GET.copy()
     query.pop("before", None)
+    for name in [name for name, value in query.items() if not value]:
+        del query[name]
     return render(
         request,
-        f"{template}#rows" if request.htmx else template,
+        f"{template}#history" if request.htmx else template,
         {
             "form": form,
             "rows": rows,
             "next_before": next_before,
             "query": query.urlencode(),
             "whitelist_only": whitelist_only,
+            "actions": list(AuditAction),
         },
     )
 
@@ -120,7 +133,7 @@ def _withdrawal(pk: int) -> WithdrawalRequest:
 def evidence(request: HttpRequest, pk: int) -> HttpResponse:
     withdrawal = _withdrawal(pk)
     pack = selectors.evidence_pack(withdrawal=withdrawal)
-    return render(request, "audit/evidence.html", {"w": withdrawal, "pack": pack})
+    return render(request, "oversight/evidence.html", {"w": withdrawal, "pack": pack})
 
 
 @require_GET
@@ -146,8 +159,8 @@ def evidence_json(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @auditor_required
 def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
-    columns = exports.DATASETS.get(dataset)
-    if columns is None or fmt not in {"csv", "json"}:
+    chosen = exports.DATASETS.get(dataset)
+    if chosen is None or fmt not in exports.FORMATS:
         raise Http404("No such export")
     if dataset == "withdrawals":
         form: Any = FilterForm(request.GET or None)
@@ -164,19 +177,22 @@ def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
         qs = withdrawals_filtered(user=request.user, filters=filters)
     else:
         qs = selectors.audit_events_filtered(filters=filters)
+    qs, rows = selectors.export_rows_fixed(qs=qs, key=chosen.key.source)
     services.audit_export_record(
-        actor=request.user, ip=client_ip(request), dataset=dataset, fmt=fmt, filters=filters
+        actor=request.user,
+        ip=client_ip(request),
+        dataset=dataset,
+        fmt=fmt,
+        filters=filters,
+        rows=rows,
     )
     # Every export leaves the chain's head outside the database too, export event included.
     checkpoint_write()
-    rows = exports.export_rows(qs, columns)
-    stream = (
-        exports.csv_stream(rows, columns) if fmt == "csv" else exports.json_stream(rows, columns)
-    )
-    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    response = StreamingHttpResponse(stream, content_type=content_type)
+    stream = exports.export_stream(dataset=chosen, fmt=fmt, qs=qs)
+    response = StreamingHttpResponse(stream, content_type=exports.FORMATS[fmt])
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="{dataset}-{stamp}.{fmt}"'
+    extension = "csv" if fmt == "csv" else "jsonl"
+    response["Content-Disposition"] = f'attachment; filename="{dataset}-{stamp}.{extension}"'
     return response
 
 

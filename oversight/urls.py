@@ -2,6 +2,7 @@ from django.urls import path
 
 from . import views
 
+# The namespace stays "audit": the pages kept their /audit/ paths and every link its name.
 app_name = "audit"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),

@@ -6,25 +6,33 @@ from django import forms
 
 from venues.models import Venue
 
-_DATE = forms.DateInput(attrs={"type": "date"})
+DATE_FORMAT = "YYYY-MM-DD"
+# Typed text, not a date picker: the picker shows each browser's own format, so the label could
+# not say which one to type.
+_DATE = forms.DateInput(
+    format="%Y-%m-%d", attrs={"placeholder": DATE_FORMAT, "inputmode": "numeric", "size": 10}
+)
 
 
 class AuditFilterForm(forms.Form):
     """Filters of the audit-event history. Invalid input is reported, never a 500."""
 
-    action = forms.CharField(required=False, max_length=64, label="Action starts with")
+    action = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Action starts with",
+        widget=forms.TextInput(attrs={"list": "audit-actions"}),
+    )
     user = forms.CharField(required=False, max_length=150, label="User")
     object_type = forms.CharField(required=False, max_length=32, label="Object type")
     object_id = forms.CharField(required=False, max_length=64, label="Object id")
-    since = forms.DateField(required=False, label="From", widget=_DATE)
-    until = forms.DateField(required=False, label="To", widget=_DATE)
+    since = forms.DateField(
+        required=False, label=f"From ({DATE_FORMAT})", widget=_DATE, input_formats=["%Y-%m-%d"]
+    )
+    until = forms.DateField(
+        required=False, label=f"To ({DATE_FORMAT})", widget=_DATE, input_formats=["%Y-%m-%d"]
+    )
     before = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name, field in self.fields.items():
-            if name not in {"since", "until", "before"}:
-                field.widget.attrs.setdefault("placeholder", field.label)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -37,7 +45,10 @@ class WhitelistHistoryForm(AuditFilterForm):
     """Address-book changes: venue and asset filter through the addresses themselves."""
 
     venue = forms.ModelChoiceField(
-        queryset=Venue.objects.order_by("name"), required=False, empty_label="All venues"
+        queryset=Venue.objects.order_by("name"),
+        required=False,
+        empty_label="All venues",
+        label="Venue",
     )
     asset = forms.CharField(required=False, max_length=16, label="Asset")
     field_order = ["venue", "asset", "action", "user", "since", "until"]
@@ -48,10 +59,19 @@ class WhitelistHistoryForm(AuditFilterForm):
         del self.fields["object_id"]
 
 
+PERIODS = (7, 30, 90)
+DEFAULT_PERIOD = 30
+
+
 class ChartPeriodForm(forms.Form):
     days = forms.TypedChoiceField(
         required=False,
         coerce=int,
-        choices=[(7, "7 days"), (30, "30 days"), (90, "90 days")],
-        empty_value=30,
+        choices=[(days, f"{days} days") for days in PERIODS],
+        empty_value=DEFAULT_PERIOD,
+        label="Period",
     )
+
+    def period(self) -> int:
+        """The days charted: the chosen period, or the default when none or a bad one came."""
+        return (self.cleaned_data["days"] if self.is_valid() else None) or DEFAULT_PERIOD

@@ -17,9 +17,11 @@ from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from audit import selectors as audit_selectors
+from audit.actions import AuditAction
 from audit.models import AuditEvent, ChainCheck, VenueExchange
 from audit.services import audit_chain_verify, audit_event_record
+from oversight import selectors as audit_selectors
+from oversight.services import daily_totals_refresh
 from tests.factories import PASSWORD, WithdrawalFactory, good_amount
 from withdrawals import selectors as withdrawal_selectors
 from withdrawals import services
@@ -89,6 +91,7 @@ def test_dashboard_charts_are_svg_without_inline_styles(dave_client, address):
     WithdrawalFactory(whitelisted_address=address, state=State.COMPLETED)
     WithdrawalFactory(whitelisted_address=address, state=State.COMPLETED, amount=Decimal("0.5"))
     WithdrawalFactory(whitelisted_address=address, state=State.REJECTED)
+    daily_totals_refresh(days=None)
     page = dave_client.get("/audit/?days=7").content.decode()
     assert "<svg" in page and "<rect" in page
     assert "style=" not in page and "<script" not in page.split("</head>")[1]
@@ -126,10 +129,57 @@ def test_event_history_filters_by_user_and_date(dave_client, dave):
     assert dave_client.get("/audit/events/", {"since": tomorrow}).context["rows"] == []
 
 
-def test_event_history_reports_a_reversed_date_range(dave_client):
-    response = dave_client.get("/audit/events/", {"since": "2030-01-02", "until": "2030-01-01"})
-    assert response.status_code == 200
-    assert "The start date is after the end date." in response.content.decode()
+def test_event_history_reports_a_reversed_date_range_and_shows_no_rows(dave_client):
+    record(2)
+    reversed_range = {"since": "2030-01-02", "until": "2030-01-01"}
+    for headers in ({}, {"HX-Request": "true"}):
+        response = dave_client.get("/audit/events/", reversed_range, headers=headers)
+        assert response.status_code == 200
+        history = _history_part(response.content.decode())
+        assert "The start date is after the end date." in history
+        assert response.context["rows"] == [] and "<tbody" not in history
+        assert "/audit/export/" not in history
+
+
+def _history_part(page: str) -> str:
+    """The part of the page a filter swaps: from its opening tag to the end of the page."""
+    start = page.index('<div id="history"')
+    return page[start:]
+
+
+def test_a_filter_swaps_rows_count_and_export_links_together(dave_client):
+    record(3, action="test.kept")
+    record(2, action="test.dropped")
+    response = dave_client.get(
+        "/audit/events/", {"action": "test.kept"}, headers={"HX-Request": "true"}
+    )
+    part = response.content.decode()
+    assert part.lstrip().startswith('<div id="history"') and "<form" not in part
+    assert "3 events shown" in part
+    assert "/audit/export/audit.csv?action=test.kept" in part
+    assert "/audit/export/audit.json?action=test.kept" in part
+    assert part.count('title="test.kept"') == 3 and "test.dropped" not in part
+
+
+@pytest.mark.parametrize("path", ["/audit/events/", "/audit/whitelist/"])
+def test_every_history_filter_has_a_visible_label_and_dates_say_their_format(
+    path, dave_client, venue
+):
+    response = dave_client.get(path)
+    page = response.content.decode()
+    for field in response.context["form"].visible_fields():
+        assert f'<label for="{field.id_for_label}"' in page, field.name
+    assert page.count("YYYY-MM-DD") >= 2
+    assert "None" not in page
+
+
+def test_dashboard_period_shows_the_period_it_charts(dave_client):
+    for query, days in (({}, 30), ({"days": "7"}, 7), ({"days": "abc"}, 30), ({"days": "90"}, 90)):
+        page = dave_client.get("/audit/", query).content.decode()
+        assert f"last {days} days" in page
+        assert f'<option value="{days}" selected>' in page
+        assert page.count(" selected>") == 1
+        assert '<label for="id_days"' in page
 
 
 @pytest.mark.parametrize(
@@ -282,13 +332,19 @@ def test_withdrawal_csv_export_is_streamed_filtered_and_audited(dave_client, ali
     assert rows[0]["requested_by"] == "alice"
     event = AuditEvent.objects.get(action="export.created")
     assert event.actor_name == "dave"
-    assert event.data == {"dataset": "withdrawals", "format": "csv", "filters": {"user": "alice"}}
+    assert event.data == {
+        "dataset": "withdrawals",
+        "format": "csv",
+        "filters": {"user": "alice"},
+        "rows": 1,
+    }
 
 
 def test_audit_json_export_carries_the_chain_hashes(dave_client):
     record(3)
     response = dave_client.get("/audit/export/audit.json", {"action": "test."})
-    rows = json.loads(streamed(response))
+    assert response["Content-Type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in streamed(response).splitlines()]
     assert [r["seq"] for r in rows] == sorted(r["seq"] for r in rows) and len(rows) == 3
     assert all(len(r["hash"]) == 64 and len(r["prev_hash"]) == 64 for r in rows)
     assert rows[1]["prev_hash"] == rows[0]["hash"]
@@ -323,3 +379,28 @@ def test_dave_finds_the_evidence_pack_from_the_withdrawal_page(dave_client, bob_
     link = f'href="/audit/withdrawals/{withdrawal.pk}/evidence/"'
     assert link in dave_client.get(f"/withdrawals/{withdrawal.pk}/").content.decode()
     assert link not in bob_client.get(f"/withdrawals/{withdrawal.pk}/").content.decode()
+
+
+def test_event_history_shows_the_label_and_keeps_the_name_in_a_title(dave_client, address):
+    with transaction.atomic():
+        audit_event_record(action=AuditAction.WHITELIST_APPROVED, target=address)
+    page = dave_client.get("/audit/events/").content.decode()
+    assert '<td title="whitelist.approved">Address approved</td>' in page
+
+
+def test_a_date_range_pages_on_time_and_seq_without_gaps_or_repeats(dave_client, monkeypatch):
+    record(7, action="test.ranged")
+    monkeypatch.setattr(audit_selectors, "PAGE_SIZE", 3)
+    today = timezone.localdate().isoformat()
+    query = {"action": "test.ranged", "since": today, "until": today}
+    seen, before = [], None
+    while True:
+        response = dave_client.get(
+            "/audit/events/", {**query, **({"before": before} if before else {})}
+        )
+        seen += [e.seq for e in response.context["rows"]]
+        before = response.context["next_before"]
+        if before is None:
+            break
+    expected = AuditEvent.objects.filter(action="test.ranged").order_by("-created_at", "-seq")
+    assert seen == list(expected.values_list("seq", flat=True)) and len(seen) == 7
