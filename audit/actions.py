@@ -93,6 +93,17 @@ class AuditAction(enum.StrEnum):
     PEOPLE_ROLE_REMOVED = "people.role_removed", "Role removed"
     PEOPLE_DEVICE_RESET = "people.device_reset", "Authenticator reset"
     PEOPLE_DEACTIVATED = "people.deactivated", "Person deactivated"
+    # policy and reference prices under four eyes
+    POLICY_CHANGE_PROPOSED = "policy.change_proposed", "Policy change proposed"
+    POLICY_CHANGE_APPROVED = "policy.change_approved", "Policy change approved"
+    POLICY_CHANGE_DECLINED = "policy.change_declined", "Policy change declined"
+    POLICY_SEEDED = "policy.seeded", "Demo policy seeded"
+    PRICE_CHANGE_PROPOSED = "price.change_proposed", "Reference prices change proposed"
+    PRICE_CHANGE_APPROVED = "price.change_approved", "Reference prices change approved"
+    PRICE_CHANGE_DECLINED = "price.change_declined", "Reference prices change declined"
+    PRICE_SEEDED = "price.seeded", "Demo reference prices seeded"
+    # the trail itself
+    AUDIT_CHAIN_BROKEN = "audit.chain_broken", "Audit chain broken"
     # signing in
     LOGIN_SUCCEEDED = "login.succeeded", "Password accepted"
     LOGIN_FAILED = "login.failed", "Sign-in failed"

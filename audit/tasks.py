@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
+from .actions import AuditAction
 from .checkpoints import checkpoint_write, checkpoints_on_file
 from .services import audit_chain_verify, audit_event_record
 
@@ -18,7 +19,7 @@ def verify_audit_chain() -> bool:
     if not check.ok:
         with transaction.atomic():
             audit_event_record(
-                action="audit.chain_broken",
+                action=AuditAction.AUDIT_CHAIN_BROKEN,
                 target=check,
                 message=check.message,
                 data={"first_broken_seq": check.first_broken_seq},

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.services import TotpRefused, totp_code_verify
+from audit.actions import AuditAction
 from audit.services import audit_event_record
 from venues.models import Venue
 from whitelist.models import WhitelistedAddress
@@ -29,17 +30,16 @@ from .models import (
 )
 from .rulebook import PolicyError
 
-# Plain strings with a prefix, so the audit catalogue can adopt them as they are.
 ACTIONS = {
     ProposalKind.POLICY: {
-        "proposed": "policy.change_proposed",
-        "approved": "policy.change_approved",
-        "declined": "policy.change_declined",
+        "proposed": AuditAction.POLICY_CHANGE_PROPOSED,
+        "approved": AuditAction.POLICY_CHANGE_APPROVED,
+        "declined": AuditAction.POLICY_CHANGE_DECLINED,
     },
     ProposalKind.PRICES: {
-        "proposed": "price.change_proposed",
-        "approved": "price.change_approved",
-        "declined": "price.change_declined",
+        "proposed": AuditAction.PRICE_CHANGE_PROPOSED,
+        "approved": AuditAction.PRICE_CHANGE_APPROVED,
+        "declined": AuditAction.PRICE_CHANGE_DECLINED,
     },
 }
 WHAT = {ProposalKind.POLICY: "the withdrawal policy", ProposalKind.PRICES: "the reference prices"}

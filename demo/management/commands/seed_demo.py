@@ -182,7 +182,7 @@ class Command(BaseCommand):
                 **{f: rule[f] for f in rulebook.RULE_FIELDS if f not in ("venue", "destination")},
             )
         audit_event_record(
-            action="policy.seeded",
+            action=AuditAction.POLICY_SEEDED,
             target=version,
             message=f"Demo policy version {version.number}: "
             + "; ".join(
@@ -202,7 +202,7 @@ class Command(BaseCommand):
             for asset, usd in payload["prices"].items()
         )
         audit_event_record(
-            action="price.seeded",
+            action=AuditAction.PRICE_SEEDED,
             target=table,
             message=f"Demo reference prices as of {table.as_of}",
         )
