@@ -109,7 +109,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "whitelist.approved": (Route(Kind.WHITELIST_COOLING_OFF, _WHITELIST_WATCH),),
     "whitelist.drift_detected": (Route(Kind.VENUE_DRIFT, _WHITELIST_WATCH),),
     "whitelist.drift_cleared": (),
-    AuditAction.AUDIT_CHAIN_BROKEN: (Route(Kind.CHAIN_BROKEN, _OVERSEERS),),
+    "audit.chain_broken": (Route(Kind.CHAIN_BROKEN, _OVERSEERS),),
     "people.role_granted": (
         Route(Kind.ACCESS_CHANGED, _OVERSEERS),
         Route(Kind.MY_ACCESS_CHANGED, _subject),
