@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     # Single-use recovery codes (accounts.services.recovery_code_use).
     "django_otp.plugins.otp_static",
     "django_htmx",
+    # Floor 0: shared template filters (core.templatetags.labels); no models.
+    "core",
     "accounts",
     "audit",
     "venues",
