@@ -138,7 +138,17 @@ def _candidate(
             f"{venue.name}. To change it, revoke it and propose the new one.",
             field="address",
         )
+    _label_free_or_refuse(venue, label)
     return Candidate(venue, asset, network, address, memo, label, venue_key)
+
+
+def _label_free_or_refuse(venue: Venue, label: str) -> None:
+    if selectors.label_taken(venue_id=venue.pk, label=label):
+        raise WhitelistError(
+            f"Another address at {venue.name} is already labelled “{label}”. A label names "
+            "one address: choose a different one.",
+            field="label",
+        )
 
 
 def _lookalike_refusal(address: str, exclude_pk: int | None, who: str) -> tuple[str, list[int]]:
@@ -364,6 +374,7 @@ def _create_proposal(
         address=candidate.address,
     ).exists():
         raise WhitelistError("This address was proposed by someone else a moment ago.")
+    _label_free_or_refuse(candidate.venue, candidate.label)
     try:
         with transaction.atomic():
             address = WhitelistedAddress.objects.create(
@@ -380,7 +391,9 @@ def _create_proposal(
                 drift_checked_at=timezone.now(),
             )
     except IntegrityError:
-        raise WhitelistError("This address is already on the whitelist.") from None
+        raise WhitelistError(
+            "This address or its label is already on the whitelist at this venue."
+        ) from None
     audit_event_record(
         action="whitelist.proposed",
         actor=proposer,
