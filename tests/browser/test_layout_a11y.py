@@ -11,12 +11,15 @@ One browser, one context per persona, each page loaded once and measured at both
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.test import Client
+from django.urls import reverse
+from playwright.sync_api import expect
 
-from accounts.services import access_change_propose
+from accounts.services import access_change_propose, person_invite
 from tests.browser.conftest import SERVER_LOCK
 from tests.conftest import verified_login
 from tests.factories import UserFactory, WhitelistedAddressFactory, WithdrawalFactory
@@ -27,6 +30,8 @@ from whitelist.models import AddressState
 WIDTHS = (1280, 390)
 HEIGHT = 900
 SERIOUS = {"serious", "critical"}
+# Signed in with a password only: these see the code step and the enrolment dead end.
+UNVERIFIED = ("no code yet", "no authenticator")
 # Not pages: the Django admin (read-only, Django's own markup), machine endpoints, downloads.
 NOT_PAGES = ("/admin/", "/metrics", "/healthz", "/audit/export/", "/audit/checkpoint.json")
 
@@ -43,6 +48,9 @@ def people(db) -> dict[str, Any]:
         "user admin": UserFactory(username="uma", roles=["user_admin"]),
         "auditor": UserFactory(username="dave", roles=["auditor"]),
         "second user admin": UserFactory(username="ulf", roles=["user_admin"]),
+        # Signed in with a password only: the code step, and the enrolment dead end.
+        "no code yet": UserFactory(username="nico", roles=["requester"]),
+        "no authenticator": UserFactory(username="nadia", totp=False),
     }
 
 
@@ -70,16 +78,26 @@ def objects(people) -> dict[str, Any]:
             kind="grant",
             role="auditor",
         ),
+        # The single-use link an invited person opens (config.urls has only its pattern).
+        "enrolment_path": reverse(
+            "accounts:enrol_link",
+            args=[person_invite(admin=people["user admin"], username="ina", email="ina@x.test")[1]],
+        ),
     }
 
 
 def page_paths(objects: dict[str, Any]) -> list[str]:
     objects = {**objects, "device": objects["user"]}
-    return [p for p in concrete_paths(objects) if not p.startswith(NOT_PAGES)]
+    paths = [p for p in concrete_paths(objects) if not p.startswith(NOT_PAGES)]
+    return [*paths, objects["enrolment_path"]]
 
 
-def session_cookie(user: Any, base_url: str) -> dict[str, Any]:
-    client = verified_login(Client(), user)
+def session_cookie(user: Any, base_url: str, *, verified: bool = True) -> dict[str, Any]:
+    client = Client()
+    if verified:
+        verified_login(client, user)
+    else:
+        client.force_login(user)  # password given, no code yet
     return {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base_url}
 
 
@@ -116,7 +134,8 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, browser, people, ob
         context.add_init_script(Axe().axe_script)
         if user is not None:
             with SERVER_LOCK:
-                context.add_cookies([session_cookie(user, base)])
+                cookie = session_cookie(user, base, verified=role not in UNVERIFIED)
+                context.add_cookies([cookie])
         page = context.new_page()
         page.set_default_timeout(15_000)
         for path in paths:
@@ -141,6 +160,9 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, browser, people, ob
     address, withdrawal = objects["address"].pk, objects["withdrawal"].pk
     for expected in (
         ("anonymous", "/accounts/login/"),
+        ("anonymous", objects["enrolment_path"]),
+        ("no code yet", "/accounts/verify/"),
+        ("no authenticator", "/accounts/enrol/"),
         ("requester", "/withdrawals/new/"),
         ("requester", f"/withdrawals/{withdrawal}/"),
         ("approver", f"/withdrawals/{withdrawal}/"),
@@ -154,3 +176,47 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, browser, people, ob
     ):
         assert expected in checked, expected
     assert not problems, "\n".join(problems)
+
+
+def query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+SELECT_TEXT = """(el) => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    return selection.toString();
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_whitelist_on_a_phone_searches_sorts_and_copies_addresses_whole(
+    live_server, browser, people, objects
+):
+    base = live_server.url
+    address = objects["address"]
+    context = browser.new_context(viewport={"width": 390, "height": HEIGHT})
+    with SERVER_LOCK:
+        context.add_cookies([session_cookie(people["whitelist admin"], base)])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{base}/whitelist/")
+
+    row = page.locator(f"#address-{address.pk}")
+    # What a person copies from the grouped address is the address, without spaces.
+    assert row.locator(".addr").evaluate(SELECT_TEXT) == address.address
+
+    page.get_by_label("Search label, address or network").fill("long label")
+    expect(page.locator("#whitelist tbody tr")).to_have_count(1)
+    expect(row).to_be_visible()
+    assert query(page.url) == {"q": ["long label"], "sort": ["venue"]}
+
+    page.get_by_role("link", name="Label", exact=True).click()
+    expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Label")
+    assert query(page.url) == {"q": ["long label"], "sort": ["label"]}
+    assert page.evaluate(OVERFLOW) <= 0
+    context.close()
