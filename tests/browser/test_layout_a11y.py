@@ -61,7 +61,12 @@ def objects(people) -> dict[str, Any]:
     address = WhitelistedAddressFactory(destination=0, label="ETH treasury (long label, wraps)")
     venue = address.venue
     # A proposal waiting for carol's approval, and one in cooling-off: badges, panels, queue.
-    WhitelistedAddressFactory(venue=venue, destination=1, state=AddressState.PROPOSED)
+    proposed = WhitelistedAddressFactory(venue=venue, destination=1, state=AddressState.PROPOSED)
+    # A look-alike of it (same first and last four characters): the marked characters show.
+    poison = proposed.address[:4] + "0" * (len(proposed.address) - 8) + proposed.address[-4:]
+    WhitelistedAddressFactory(
+        venue=venue, destination=1, address=poison, label="Look-alike", venue_key=""
+    )
     withdrawal = WithdrawalFactory(requested_by=people["requester"], whitelisted_address=address)
     return {
         "withdrawal": withdrawal,
