@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 from accounts.roles import WHITELIST_ADMIN, has_role
 from audit.models import AuditEvent
 from audit.selectors import audit_events_for
-from venues.registry import client_class
+from venues.registry import KINDS, client_class
 
 from .models import AddressState, WhitelistedAddress
 from .validators import (
@@ -118,6 +118,12 @@ def venue_keeps_address_book(*, venue: Any) -> bool:
     Elsewhere a venue check has nothing to compare, and "matches" would claim a check that
     never happened."""
     return client_class(venue.kind).supports_saved_addresses
+
+
+def addresses_checkable_at_venue() -> QuerySet[WhitelistedAddress]:
+    """Live addresses at venues that keep an address book: the only ones a check can compare."""
+    kinds = [kind for kind in KINDS if client_class(kind).supports_saved_addresses]
+    return WhitelistedAddress.objects.filter(state__in=LIVE_STATES, venue__kind__in=kinds)
 
 
 def addresses_with_drift() -> QuerySet[WhitelistedAddress]:

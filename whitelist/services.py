@@ -299,9 +299,7 @@ def address_verify_before_submit(*, address: WhitelistedAddress) -> str:
 def addresses_venue_check_all() -> dict[str, int]:
     """The scheduled check: every live address of a venue that lists saved addresses."""
     counts = {"checked": 0, "drift": 0, "unavailable": 0}
-    for pk in WhitelistedAddress.objects.filter(state__in=selectors.LIVE_STATES).values_list(
-        "pk", flat=True
-    ):
+    for pk in selectors.addresses_checkable_at_venue().values_list("pk", flat=True):
         detail = address_venue_verify(address_id=pk)
         if detail is None:
             counts["unavailable"] += 1

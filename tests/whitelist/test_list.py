@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from tests.factories import VenueFactory, WhitelistedAddressFactory
 from tests.whitelist.conftest import LOOKALIKE_ETH, NEW_ETH, OTHER_ETH
+from whitelist import services
 from whitelist.models import AddressState
 from whitelist.selectors import addresses_search, lookalike_marks, sort_parse
 from whitelist.templatetags.addresses import address_groups
@@ -142,3 +143,11 @@ def test_venue_check_still_reports_a_match_at_kraken(carol_client, address):
     address.save()
     html = carol_client.get(reverse("whitelist:detail", args=[address.pk])).content.decode()
     assert '<span class="ok">matches</span>' in html
+
+
+def test_the_scheduled_check_counts_only_venues_with_an_address_book(address):
+    """A KuCoin address has nothing to be compared with: it is neither "checked" nor stamped."""
+    kucoin = WhitelistedAddressFactory(venue=VenueFactory(kind="kucoin"), destination=0)
+    assert services.addresses_venue_check_all() == {"checked": 1, "drift": 0, "unavailable": 0}
+    kucoin.refresh_from_db()
+    assert kucoin.drift_checked_at is None
