@@ -9,7 +9,7 @@ register = template.Library()
 
 @register.filter
 def role_label(role: str) -> str:
-    """``whitelist_admin`` reads "Whitelist admin". Generic on purpose: core sits below
-    accounts, and any role the accounts app adds reads right without a table here."""
-    words = str(role or "").replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
+    """``whitelist_admin`` reads "whitelist admin", as accounts.roles.role_label words it in
+    messages and forms. Generic on purpose: core sits below accounts, and any role the accounts
+    app adds reads right without a table here."""
+    return " ".join(str(role or "").split("_")).strip()
