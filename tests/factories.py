@@ -121,7 +121,10 @@ class WhitelistedAddressFactory(DjangoModelFactory):
     address = factory.LazyAttribute(lambda o: _dest(o)["address"])
     memo = factory.LazyAttribute(lambda o: _dest(o).get("memo", ""))
     venue_key = factory.LazyAttribute(lambda o: _dest(o).get("venue_key", ""))
-    label = factory.LazyAttribute(lambda o: f"{o.asset} treasury ({o.network})")
+    # Unique per venue, as the whitelist requires: one seed may save two keys for one asset.
+    label = factory.LazyAttribute(
+        lambda o: f"{o.asset} treasury ({o.network})" + (f" · {o.venue_key}" if o.venue_key else "")
+    )
     state = AddressState.ACTIVE
     proposed_by = factory.SubFactory(UserFactory, roles=["whitelist_admin"])
     approved_by = factory.SubFactory(UserFactory, roles=["whitelist_admin"])

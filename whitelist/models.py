@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class AddressState(models.TextChoices):
@@ -66,6 +67,14 @@ class WhitelistedAddress(models.Model):
                 fields=["venue", "asset", "network", "address", "memo"],
                 condition=~models.Q(state__in=["revoked", "vetoed"]),
                 name="whitelist_unique_live_address",
+            ),
+            # A label names one live address per venue (case ignored): two "Payroll"s at one
+            # venue let a requester pick the wrong one.
+            models.UniqueConstraint(
+                Lower("label"),
+                "venue",
+                condition=~models.Q(state__in=["revoked", "vetoed"]),
+                name="whitelist_unique_live_label_per_venue",
             ),
             models.CheckConstraint(
                 condition=models.Q(approved_by__isnull=True)

@@ -139,7 +139,17 @@ def _candidate(
             f"{venue.name}. To change it, revoke it and propose the new one.",
             field="address",
         )
+    _label_free_or_refuse(venue, label)
     return Candidate(venue, asset, network, address, memo, label, venue_key)
+
+
+def _label_free_or_refuse(venue: Venue, label: str) -> None:
+    if selectors.label_taken(venue_id=venue.pk, label=label):
+        raise WhitelistError(
+            f"Another address at {venue.name} is already labelled “{label}”. A label names "
+            "one address: choose a different one.",
+            field="label",
+        )
 
 
 def _lookalike_refusal(address: str, exclude_pk: int | None, who: str) -> tuple[str, list[int]]:
@@ -292,9 +302,7 @@ def address_verify_before_submit(*, address: WhitelistedAddress) -> str:
 def addresses_venue_check_all() -> dict[str, int]:
     """The scheduled check: every live address of a venue that lists saved addresses."""
     counts = {"checked": 0, "drift": 0, "unavailable": 0}
-    for pk in WhitelistedAddress.objects.filter(state__in=selectors.LIVE_STATES).values_list(
-        "pk", flat=True
-    ):
+    for pk in selectors.addresses_checkable_at_venue().values_list("pk", flat=True):
         detail = address_venue_verify(address_id=pk)
         if detail is None:
             counts["unavailable"] += 1
@@ -367,6 +375,7 @@ def _create_proposal(
         address=candidate.address,
     ).exists():
         raise WhitelistError("This address was proposed by someone else a moment ago.")
+    _label_free_or_refuse(candidate.venue, candidate.label)
     try:
         with transaction.atomic():
             address = WhitelistedAddress.objects.create(
@@ -383,7 +392,9 @@ def _create_proposal(
                 drift_checked_at=timezone.now(),
             )
     except IntegrityError:
-        raise WhitelistError("This address is already on the whitelist.") from None
+        raise WhitelistError(
+            "This address or its label is already on the whitelist at this venue."
+        ) from None
     audit_event_record(
         action=AuditAction.WHITELIST_PROPOSED,
         actor=proposer,

@@ -336,3 +336,19 @@ def looks_alike(a: str, b: str) -> bool:
     """Same first 4 and last 4 characters but not the same address (address poisoning)."""
     a_l, b_l = a.lower(), b.lower()
     return a_l != b_l and a_l[:4] == b_l[:4] and a_l[-4:] == b_l[-4:]
+
+
+def differing_positions(address: str, other: str) -> frozenset[int]:
+    """Positions in ``address`` whose character differs from ``other`` (case ignored): what a
+    reader must look at to tell two look-alike addresses apart. Equal lengths compare place by
+    place; otherwise everything between the common start and the common end differs."""
+    a, b = address.lower(), other.lower()
+    if len(a) == len(b):
+        return frozenset(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    return frozenset(range(start, len(a) - end))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Any
 
 from django.contrib import messages
@@ -19,6 +18,7 @@ from accounts.utils import client_ip
 from . import selectors, services
 from .forms import ApproveForm, ImportForm, ProposeForm, ReasonForm
 from .models import AddressState, WhitelistedAddress
+from .validators import differing_positions
 
 DETAIL = "whitelist/detail.html"
 
@@ -59,28 +59,31 @@ def _done(request: HttpRequest, address: WhitelistedAddress, note: str) -> HttpR
 @require_GET
 def address_list(request: HttpRequest) -> HttpResponse:
     _require_reader(request)
-    rows = list(selectors.addresses_all())
-    groups = [
-        {"venue": venue, "asset": asset, "rows": list(items)}
-        for (venue, asset), items in groupby(rows, key=lambda a: (a.venue, a.asset))
-    ]
-    return render(
-        request,
-        "whitelist/list.html",
-        {
-            "groups": groups,
-            "pending": selectors.pending_approval_for(user=request.user),
-            "drift_count": sum(1 for a in rows if a.is_live and a.drift_detail),
-            "now": timezone.now(),
-        },
-    )
+    q = request.GET.get("q", "").strip()[:100]
+    sort, descending = selectors.sort_parse(request.GET.get("sort", ""))
+    found = list(selectors.addresses_search(q=q, sort=sort, descending=descending))
+    marks = selectors.lookalike_marks(addresses=found)
+    context = {
+        # Each address with the positions of the characters that tell it from a look-alike.
+        "rows": [(a, marks.get(a.pk, frozenset())) for a in found],
+        "q": q,
+        "sort": sort,
+        "descending": descending,
+        "columns": [(key, key.capitalize()) for key in selectors.SORTS],
+        "now": timezone.now(),
+    }
+    if request.htmx:
+        return render(request, "whitelist/list.html#results", context)
+    context["pending"] = selectors.pending_approval_for(user=request.user)
+    context["drift_count"] = selectors.addresses_with_drift().count()
+    return render(request, "whitelist/list.html", context)
 
 
 @require_http_methods(["GET", "POST"])
 def address_new(request: HttpRequest) -> HttpResponse:
     _require(request, WHITELIST_ADMIN)
     form = ProposeForm(request.POST or None)
-    lookalikes: list[WhitelistedAddress] = []
+    lookalikes: list[tuple[WhitelistedAddress, frozenset[int]]] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -104,7 +107,11 @@ def address_new(request: HttpRequest) -> HttpResponse:
         else:
             return _done(request, address, "Proposed. A second whitelist admin must approve it.")
     if form.is_bound and form.data.get("address"):
-        lookalikes = selectors.lookalikes_of(address=form.data["address"])
+        typed = form.data["address"]
+        lookalikes = [
+            (alike, differing_positions(alike.address, typed))
+            for alike in selectors.lookalikes_of(address=typed)
+        ]
     template = "whitelist/new.html#propose_panel" if request.htmx else "whitelist/new.html"
     status = 200 if request.htmx or not (form.is_bound and form.errors) else 400
     return render(request, template, {"form": form, "lookalikes": lookalikes}, status=status)
@@ -115,10 +122,16 @@ def _detail_context(request: HttpRequest, address: WhitelistedAddress, **extra: 
     admin = has_role(user, WHITELIST_ADMIN)
     now = timezone.now()
     cooling = address.state == AddressState.COOLING_OFF and address.active_from > now
+    lookalikes = selectors.lookalikes_of(address=address.address, exclude_pk=address.pk)
     return {
         "a": address,
         "history": selectors.address_history(address=address),
-        "lookalikes": selectors.lookalikes_of(address=address.address, exclude_pk=address.pk),
+        "lookalikes": lookalikes,
+        "lookalike_rows": [
+            (other, differing_positions(other.address, address.address)) for other in lookalikes
+        ],
+        "own_marks": selectors.lookalike_marks(addresses=[address]).get(address.pk, ()),
+        "address_book": selectors.venue_keeps_address_book(venue=address.venue),
         "can_approve": admin
         and address.state == AddressState.PROPOSED
         and address.proposed_by_id != user.pk,

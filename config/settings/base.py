@@ -69,7 +69,7 @@ INSTALLED_APPS = [
     # Single-use recovery codes (accounts.services.recovery_code_use).
     "django_otp.plugins.otp_static",
     "django_htmx",
-    # Floor 0: its template filters (core.templatetags.display).
+    # Floor 0: shared template filters (core.templatetags.display, core.templatetags.labels).
     "core",
     "accounts",
     "audit",

@@ -179,7 +179,9 @@ def test_approval_without_totp_is_refused(proposal, erin):
 
 def test_replayed_totp_is_refused(proposal, erin, carol, venue, fresh_code, code_now):
     kraken_save_key(venue, key="eth-other", address=OTHER_ETH)
-    second = propose(carol, venue, fresh_code(carol), address=OTHER_ETH, venue_key="eth-other")
+    second = propose(
+        carol, venue, fresh_code(carol), address=OTHER_ETH, venue_key="eth-other", label="Other"
+    )
     code = fresh_code(erin)
     approve(proposal, erin, code)
     before = snapshot()
@@ -301,7 +303,14 @@ def test_lookalike_is_refused_unless_acknowledged_then_the_approver_must_acknowl
     kraken_save_key(venue, key="eth-poison", address=LOOKALIKE_ETH)
     before = snapshot()
     with pytest.raises(WhitelistError, match="looks like") as info:
-        propose(carol, venue, code_now(carol), address=LOOKALIKE_ETH, venue_key="eth-poison")
+        propose(
+            carol,
+            venue,
+            code_now(carol),
+            address=LOOKALIKE_ETH,
+            venue_key="eth-poison",
+            label="ETH supplier",
+        )
     assert info.value.field == "acknowledge_lookalike"
     assert original.address in info.value.message
     assert snapshot() == before
@@ -312,6 +321,7 @@ def test_lookalike_is_refused_unless_acknowledged_then_the_approver_must_acknowl
         fresh_code(carol),
         address=LOOKALIKE_ETH,
         venue_key="eth-poison",
+        label="ETH supplier",
         acknowledge_lookalike=True,
     )
     assert AuditEvent.objects.filter(action="whitelist.proposed").last().data["lookalike_of"] == [

@@ -27,13 +27,15 @@ def form_data(the_venue, the_code, **overrides):
     } | overrides
 
 
-def test_carol_sees_the_whitelist_by_venue_and_asset(carol_client, address):
+def test_carol_sees_the_whitelist_in_one_table(carol_client, address):
     page = carol_client.get(reverse("whitelist:list"))
     assert page.status_code == 200
     html = page.content.decode()
-    assert f"{address.venue.name} · {address.asset}" in html
-    assert address.address in html
-    assert address.venue_key in html
+    row = html[html.index(f'<tr id="address-{address.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert address.venue.name in row and address.asset in row and address.network in row
+    assert f'<span class="g">{address.address[:4]}</span>' in row
+    assert address.venue_key in row
     assert "Pending my approval" in html
 
 
@@ -77,7 +79,9 @@ def test_bad_proposals_show_a_message_and_save_nothing(
 def test_lookalike_warning_shows_on_the_proposal_form(
     carol, carol_client, venue, new_key, proposal, code_now
 ):
-    data = form_data(venue, code_now(carol), address="0xdb" + "0" * 34 + "c6fb")
+    data = form_data(
+        venue, code_now(carol), address="0xdb" + "0" * 34 + "c6fb", label="ETH supplier"
+    )
     html = carol_client.post(reverse("whitelist:new"), data, **HX).content.decode()
     assert "Look-alike address" in html
     assert NEW_ETH in html

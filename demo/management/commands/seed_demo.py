@@ -152,7 +152,9 @@ class Command(BaseCommand):
                     address=dest["address"],
                     memo=dest.get("memo", ""),
                     defaults={
-                        "label": f"{dest['asset']} treasury ({dest['network']})",
+                        # Labels are unique per venue: Kraken's seed saves two ETH keys.
+                        "label": f"{dest['asset']} treasury ({dest['network']})"
+                        + (f" · {dest['venue_key']}" if dest.get("venue_key") else ""),
                         "venue_key": dest.get("venue_key", ""),
                         "state": AddressState.ACTIVE,
                         "proposed_by": proposer,
