@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from . import selectors, services
 from .models import Kind
 
-# The top bar asks this often (seconds); its requests carry X-Countersign-Poll so that they do
-# not keep an idle session alive.
+# The top bar asks this often (seconds); its requests carry the poll flag
+# (config.middleware.POLL_FLAG) so that they do not keep an idle session alive.
 WAITING_POLL_SECONDS = 45
 
 

@@ -35,7 +35,10 @@ def _count(label: str, *, low: int = 1, high: int = 10**6) -> forms.IntegerField
 class RuleForm(forms.Form):
     label = forms.CharField(required=False, max_length=80, label="Label")
     venue = forms.ModelChoiceField(
-        queryset=Venue.objects.order_by("name"), required=False, empty_label="any venue"
+        queryset=Venue.objects.order_by("name"),
+        required=False,
+        empty_label="any venue",
+        label="Venue",
     )
     asset = forms.CharField(
         required=False, max_length=16, label="Asset", widget=forms.TextInput(attrs={"size": 6})
@@ -44,6 +47,7 @@ class RuleForm(forms.Form):
         queryset=WhitelistedAddress.objects.order_by("label"),
         required=False,
         empty_label="any destination",
+        label="Destination",
     )
     amount_above = _amount("Above")
     amount_up_to = _amount("Up to")
@@ -67,7 +71,20 @@ class RuleForm(forms.Form):
         return {field: data.get(field) for field in rulebook.RULE_FIELDS}
 
 
-class BaseRuleFormSet(forms.BaseFormSet):
+class _RowLabels:
+    """A formset row is a table row whose column headers are the only visible labels: each
+    control also names its column and row, so a screen reader says which cell it is in."""
+
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)  # type: ignore[misc]
+        row = f"row {index + 1}" if index is not None else "new row"
+        names = {"ORDER": "Order", "DELETE": "Delete"}
+        for name, field in form.fields.items():
+            label = names.get(name) or field.label or name.replace("_", " ").capitalize()
+            field.widget.attrs.setdefault("aria-label", f"{label}, {row}")
+
+
+class BaseRuleFormSet(_RowLabels, forms.BaseFormSet):
     def rules(self) -> list[dict[str, Any]]:
         """The rules in the order typed (a blank order keeps the row's place), the default rule
         last wherever it was typed, without deleted or untouched rows."""
@@ -99,12 +116,18 @@ class PolicySettingsForm(forms.Form):
 
 class PriceForm(forms.Form):
     asset = forms.CharField(
-        required=False, max_length=16, widget=forms.TextInput(attrs={"size": 8})
+        required=False, max_length=16, label="Asset", widget=forms.TextInput(attrs={"size": 8})
     )
     usd = _amount("USD")
 
 
-PriceFormSet = forms.formset_factory(PriceForm, extra=2, can_delete=True, max_num=100)
+class BasePriceFormSet(_RowLabels, forms.BaseFormSet):
+    pass
+
+
+PriceFormSet = forms.formset_factory(
+    PriceForm, formset=BasePriceFormSet, extra=2, can_delete=True, max_num=100
+)
 
 
 class PricesDateForm(forms.Form):

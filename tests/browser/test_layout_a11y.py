@@ -20,6 +20,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from accounts.services import access_change_propose, person_invite
+from policies.services import policy_change_propose
 from tests.browser.conftest import SERVER_LOCK
 from tests.conftest import verified_login
 from tests.factories import UserFactory, WhitelistedAddressFactory, WithdrawalFactory
@@ -77,6 +78,10 @@ def objects(people) -> dict[str, Any]:
         "address": address,
         "device": None,
         "user": people["requester"],
+        # A policy change waiting for a second whitelist admin: the readable diff and its panel.
+        "policy_proposal": policy_change_propose(
+            actor=carol, raw={"rules": [{"asset": "BTC", "quorum": 2}, {"quorum": 1}]}
+        ),
         "access_change": access_change_propose(
             admin=people["second user admin"],
             subject_id=people["approver"].pk,

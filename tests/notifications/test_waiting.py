@@ -54,7 +54,7 @@ def test_the_badge_shows_the_count_and_polls_as_a_poll(bob_client, alice, addres
     html = response.content.decode()
     assert response.status_code == 200
     assert "1 waiting for you" in html
-    assert 'hx-headers=\'{"X-Countersign-Poll": "1"}\'' in html
+    assert "/notifications/waiting/?poll=1" in html
     assert "every 45s" in html
 
 
