@@ -9,11 +9,11 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.roles import APPROVER, AUDITOR, has_role
-from audit.models import AuditEvent, VenueExchange
+from audit.models import AuditEvent
 from audit.selectors import audit_events_for, date_range_q
 
 from . import rules
-from .models import DuplicatePayment, Resolution, State, WithdrawalRequest
+from .models import DuplicatePayment, Resolution, State, VenueExchange, WithdrawalRequest
 
 PAGE_SIZE = 50
 

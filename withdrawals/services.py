@@ -57,6 +57,7 @@ from whitelist.models import AddressState, WhitelistedAddress
 from whitelist.services import VenueCheckUnavailable, address_verify_before_submit
 
 from . import rules, tasks
+from .evidence import venue_exchanges_record
 from .models import (
     AMOUNT,
     FINAL_STATES,
@@ -642,7 +643,9 @@ def venue_call(
         yield client
     finally:
         client.close()
-        exchanges.save(withdrawal_id=withdrawal_id, purpose=purpose)
+        venue_exchanges_record(
+            withdrawal_id=withdrawal_id, purpose=purpose, exchanges=exchanges.exchanges
+        )
 
 
 # --- submitting ---------------------------------------------------------------------------
@@ -1136,7 +1139,7 @@ def withdrawal_statuses_refresh(
             if (withdrawal.state, withdrawal.venue_status) != before:
                 changed.append(withdrawal.pk)
     for pk in changed:
-        recorder.save_for(withdrawal_id=pk, purpose="status")
+        venue_exchanges_record(withdrawal_id=pk, purpose="status", exchanges=recorder.exchanges)
     return len(due)
 
 
