@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from tests.config.test_production_settings import PRODUCTION_ENV, manage
 from tests.factories import WithdrawalFactory
 from withdrawals import tasks
 from withdrawals.evidence import venue_exchanges_compact
@@ -133,3 +134,28 @@ def test_beat_runs_the_compaction_on_the_owner_connection(retention, monkeypatch
     tasks.compact_venue_evidence()
 
     assert seen == {"using": "owner"}
+
+
+def _production(tmp_path, **env: str):
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.EVIDENCE_COMPACT_DATABASE, sorted(s.DATABASES))"
+    )
+    return manage("shell", "-v", "0", "-c", code, env={**PRODUCTION_ENV, **env}, tmp_path=tmp_path)
+
+
+def test_production_compacts_on_the_owner_connection_when_its_url_is_given(tmp_path):
+    owner = "postgres://countersign_owner:secret@127.0.0.1:1/countersign"
+    result = _production(tmp_path, COUNTERSIGN_OWNER_DATABASE_URL=owner)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["owner", "['default',", "'owner']"]
+
+    without = _production(tmp_path)
+    assert without.returncode == 0, without.stderr
+    assert without.stdout.split() == ["default", "['default']"]
+
+
+def test_production_refuses_an_owner_url_that_is_not_postgresql(tmp_path):
+    result = _production(tmp_path, COUNTERSIGN_OWNER_DATABASE_URL="sqlite:///owner.sqlite3")
+    assert result.returncode != 0
+    assert "COUNTERSIGN_OWNER_DATABASE_URL must point at PostgreSQL" in result.stderr
