@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bench import approvals, pipeline, seed
+from tests.integration.conftest import _other_sessions_ended, wait_until
 from withdrawals.models import State, WithdrawalRequest
 
 pytestmark = [pytest.mark.integration, pytest.mark.urls("bench.urls")]
@@ -15,7 +16,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.urls("bench.urls")]
 
 @pytest.fixture
 def seeded(transactional_db):
-    return seed.seed(scale=0.0002, quiet=True)
+    yield seed.seed(scale=0.0002, quiet=True)
+    # The stopped workers' and gunicorn's sessions may end a moment late: end them, or the
+    # test database cannot be dropped.
+    wait_until("other database sessions to end", _other_sessions_ended, 30)
 
 
 def test_the_pipeline_sends_each_approved_withdrawal_exactly_once(seeded):
