@@ -12,19 +12,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
-from django.db import connections
+from django.db import connections, models
 
-from .models import AuditChainHead, AuditEvent, ChainCheck, VenueExchange
+from .models import AuditChainHead
 
-# Rows that are written once and never changed.
-APPEND_ONLY_MODELS = (AuditEvent, ChainCheck, VenueExchange)
+
+def append_only_models() -> list[type[models.Model]]:
+    """Models whose rows are written once and never changed by the application. A model says so
+    itself (``append_only_for_app_role = True``), so an app above this floor (a withdrawal's
+    venue evidence) is protected without the trail importing it."""
+    return [m for m in apps.get_models() if getattr(m, "append_only_for_app_role", False)]
 
 
 def app_role_statements(role: str, *, quote: Any) -> list[str]:
     """The grants for ``role``; ``quote`` quotes an identifier for this connection."""
     who = quote(role)
-    append_only = ", ".join(quote(m._meta.db_table) for m in APPEND_ONLY_MODELS)
+    append_only = ", ".join(quote(m._meta.db_table) for m in append_only_models())
     head = quote(AuditChainHead._meta.db_table)
     return [
         f"GRANT USAGE ON SCHEMA public TO {who}",

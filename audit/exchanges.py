@@ -91,7 +91,7 @@ def redact_body(raw: bytes, content_type: str = "") -> str:
 
 
 class ExchangeRecorder:
-    """Collects the exchanges of one client's life; ``save`` stores them for a withdrawal."""
+    """Collects the exchanges of one client's life (``exchanges``), for the caller to store."""
 
     def __init__(self) -> None:
         self.exchanges: list[dict[str, Any]] = []
@@ -122,17 +122,6 @@ class ExchangeRecorder:
             response.content, response.headers.get("content-type", "")
         )
         entry["error"] = ""
-
-    def save(self, *, withdrawal_id: int, purpose: str) -> None:
-        self.save_for(withdrawal_id=withdrawal_id, purpose=purpose)
-        self.exchanges, self._open = [], {}
-
-    def save_for(self, *, withdrawal_id: int, purpose: str) -> None:
-        """Store the exchanges for one withdrawal and keep them (a batched read serves many)."""
-        from .services import venue_exchange_record
-
-        for entry in self.exchanges:
-            venue_exchange_record(withdrawal_id=withdrawal_id, purpose=purpose, exchange=entry)
 
 
 def _request_body(request: httpx.Request) -> str:

@@ -54,6 +54,9 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
+    # The application role may only read and insert these rows (audit.db_roles).
+    append_only_for_app_role = True
+
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
@@ -103,6 +106,8 @@ class AuditChainHead(models.Model):
 class ChainCheck(models.Model):
     """The outcome of one walk of the chain (``verify_audit`` or the periodic task)."""
 
+    append_only_for_app_role = True
+
     checked_at = models.DateTimeField(db_index=True)
     ok = models.BooleanField()
     events_checked = models.BigIntegerField(default=0)
@@ -114,28 +119,3 @@ class ChainCheck(models.Model):
 
     def __str__(self) -> str:
         return f"chain check {self.checked_at:%Y-%m-%d %H:%M:%S}: {'ok' if self.ok else 'BROKEN'}"
-
-
-class VenueExchange(models.Model):
-    """One HTTP request to a venue and its response, made for a withdrawal, credentials
-    redacted. Kept for the evidence pack."""
-
-    withdrawal = models.ForeignKey(
-        "withdrawals.WithdrawalRequest", on_delete=models.PROTECT, related_name="venue_exchanges"
-    )
-    purpose = models.CharField(max_length=20)  # submit, status, reconcile
-    started_at = models.DateTimeField()
-    method = models.CharField(max_length=10)
-    url = models.CharField(max_length=500)
-    request_headers = models.JSONField(default=dict)
-    request_body = models.TextField(blank=True)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_headers = models.JSONField(default=dict)
-    response_body = models.TextField(blank=True)
-    error = models.CharField(max_length=300, blank=True)
-
-    class Meta:
-        ordering = ["started_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.purpose} {self.method} {self.url} → {self.status_code or self.error}"

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from .chain import GENESIS, ChainReport, chain_walk, event_content, event_digest
 from .checkpoints import Checkpoint, checkpoint_gap
-from .models import AuditChainHead, AuditEvent, ChainCheck, VenueExchange
+from .models import AuditChainHead, AuditEvent, ChainCheck
 
 _VERIFY_CHUNK = 2000
 _HASHED_FIELDS = (
@@ -134,7 +134,3 @@ def audit_chain_verify(
             check.save()
     return check
 
-
-def venue_exchange_record(*, withdrawal_id: int, purpose: str, exchange: dict[str, Any]) -> None:
-    """Store one redacted venue request/response pair (see audit.exchanges)."""
-    VenueExchange.objects.create(withdrawal_id=withdrawal_id, purpose=purpose, **exchange)

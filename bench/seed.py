@@ -49,6 +49,7 @@ class Seeded:
     audit_events: int
     auditor: object = None
     approver: object = None
+    requester: object = None
     admin: object = None
     venue_ids: list[int] = field(default_factory=list)
 
@@ -83,6 +84,7 @@ def seed(
     result.approver = _person("bench-approver", ["approver"])
     result.admin = _person("bench-admin", [], is_staff=True, is_superuser=True)
     requesters = [_person(f"requester{i:02d}", ["requester"]).pk for i in range(REQUESTERS)]
+    result.requester = get_user_model().objects.get(pk=requesters[0])
     addresses = []
     for kind in VenueKind.values:
         venue = Venue(kind=kind, name=f"Bench {kind}", base_url=f"sandbox://{kind}")

@@ -12,4 +12,4 @@ scripts/services.sh start >/dev/null
 eval "$(scripts/services.sh env)"
 export DJANGO_SETTINGS_MODULE=bench.settings
 export COUNTERSIGN_VAR_DIR=${COUNTERSIGN_VAR_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/countersign-bench.XXXXXX")}
-.venv/bin/python -m bench run
+.venv/bin/python -m bench "${@:-run}"

@@ -1,10 +1,14 @@
-"""Shared HTTP plumbing for venue clients: send bytes, map transport failures to outcomes."""
+"""Shared HTTP plumbing for venue clients: one connection pool per process, send bytes, map
+transport failures to outcomes."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import ssl
 import sys
+import threading
 import time
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -16,6 +20,82 @@ from core.metrics import observe_venue_call
 from .interface import VenueOutcomeUnknown, VenueUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class _SharedPool:
+    """The process's one SSL context and connection pool, made on first use.
+
+    Building them costs a CA bundle load (about 28 ms), which every client used to pay. They
+    belong to the process that made them: a process forked afterwards (Celery's prefork pool)
+    makes its own instead of writing into its parent's TLS sessions. httpx's pool is safe to
+    share between threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._context: ssl.SSLContext | None = None
+        self._transport: httpx.HTTPTransport | None = None
+
+    def _current(self) -> tuple[ssl.SSLContext, httpx.HTTPTransport]:
+        with self._lock:
+            if self._pid != os.getpid() or self._context is None or self._transport is None:
+                # A parent's pool is left alone, not closed: its sockets are the parent's.
+                self._context = httpx.create_ssl_context()
+                self._transport = httpx.HTTPTransport(verify=self._context)
+                self._pid = os.getpid()
+            return self._context, self._transport
+
+    def context(self) -> ssl.SSLContext:
+        return self._current()[0]
+
+    def transport(self) -> httpx.HTTPTransport:
+        return self._current()[1]
+
+
+_shared = _SharedPool()
+
+
+class BorrowedTransport(httpx.BaseTransport):
+    """The shared pool lent to one client: closing the client gives it back, never closes it."""
+
+    def __init__(self, pool: httpx.HTTPTransport) -> None:
+        self.pool = pool
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.pool.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+
+def ssl_context() -> ssl.SSLContext:
+    """This process's SSL context for venue connections (CA bundle loaded once)."""
+    return _shared.context()
+
+
+def shared_transport() -> BorrowedTransport:
+    """This process's venue connection pool, lent to one client."""
+    return BorrowedTransport(_shared.transport())
+
+
+def http_client(
+    *,
+    base_url: str,
+    timeout: float,
+    transport: httpx.BaseTransport | None = None,
+    event_hooks: dict[str, list[Any]] | None = None,
+) -> httpx.Client:
+    """An ``httpx.Client`` for one venue client's life, on ``transport`` or the shared pool.
+    Cheap to build and to close: it owns no connections."""
+    return httpx.Client(
+        base_url=base_url,
+        transport=transport if transport is not None else shared_transport(),
+        verify=ssl_context(),
+        timeout=timeout,
+        follow_redirects=False,
+        event_hooks=event_hooks,
+    )
 
 
 def compact_json(data: Any) -> bytes:

@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 from .budget import Purpose
 from .deadline import DeadlineTransport
+from .http import http_client, shared_transport
 from .interface import VenueClient, VenueCredentials, VenueSettings
 from .nonces import DatabaseNonceSource
 
@@ -77,12 +78,11 @@ def build_client(
     else:
         transport = None
     if deadline is not None:
-        transport = DeadlineTransport(transport or httpx.HTTPTransport(), deadline)
-    http = httpx.Client(
+        transport = DeadlineTransport(transport or shared_transport(), deadline)
+    http = http_client(
         base_url=base_url,
         transport=transport,
         timeout=timeout if timeout is not None else settings.VENUE_HTTP_TIMEOUT,
-        follow_redirects=False,
         event_hooks=_exchange_hooks(exchange_log) if exchange_log else None,
     )
     return client_class(kind)(

@@ -13,11 +13,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.roles import APPROVER, AUDITOR, has_role
-from audit.models import AuditEvent, VenueExchange
+from audit.models import AuditEvent
 from audit.selectors import audit_events_for, date_range_q
 
 from . import rules
-from .models import Approval, DuplicatePayment, Resolution, State, WithdrawalRequest
+from .models import (
+    Approval,
+    DuplicatePayment,
+    Resolution,
+    State,
+    VenueExchange,
+    WithdrawalRequest,
+)
 from .policy import Flag
 
 PAGE_SIZE = 50

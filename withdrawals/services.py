@@ -59,6 +59,7 @@ from whitelist.models import AddressState, WhitelistedAddress
 from whitelist.services import VenueCheckUnavailable, address_verify_before_submit
 
 from . import policy, rules, tasks
+from .evidence import venue_exchanges_record
 from .models import (
     AMOUNT,
     FINAL_STATES,
@@ -147,6 +148,18 @@ def _lock(withdrawal_id: int) -> WithdrawalRequest:
     return (
         WithdrawalRequest.objects.select_for_update()
         .select_related("venue", "whitelisted_address")
+        .get(pk=withdrawal_id)
+    )
+
+
+def _lock_for_send(withdrawal_id: int) -> WithdrawalRequest:
+    """``_lock`` for the submission path: the same rows locked (the withdrawal, its venue and
+    its address), and the confirmed quote and the address's venue read in the same statement,
+    since every step of a send checks them. The quote is outer-joined, which PostgreSQL cannot
+    lock; nothing changes a quote once stored."""
+    return (
+        WithdrawalRequest.objects.select_for_update(of=("self", "venue", "whitelisted_address"))
+        .select_related("venue", "whitelisted_address__venue", "confirmed_quote")
         .get(pk=withdrawal_id)
     )
 
@@ -681,7 +694,9 @@ def venue_call(
         yield client
     finally:
         client.close()
-        exchanges.save(withdrawal_id=withdrawal_id, purpose=purpose)
+        venue_exchanges_record(
+            withdrawal_id=withdrawal_id, purpose=purpose, exchanges=exchanges.exchanges
+        )
 
 
 # --- submitting ---------------------------------------------------------------------------
@@ -767,14 +782,17 @@ class _Result:
     venue_code: str = ""  # the venue's own code for a refusal (venues.refusals)
 
 
-def _attempt_open(withdrawal: WithdrawalRequest, *, resubmission: bool = False) -> int:
+def _attempt_open(
+    withdrawal: WithdrawalRequest, *, resubmission: bool = False
+) -> SubmissionAttempt:
     """Open the next attempt on a locked withdrawal and move it to ``submitting``."""
     now = timezone.now()
     deadline = now + timedelta(seconds=settings.SUBMIT_DEADLINE_SECONDS)
-    withdrawal.attempts.filter(finished_at__isnull=True).update(superseded=True)
+    if withdrawal.attempt:  # attempts are numbered from 1: before the first there is none
+        withdrawal.attempts.filter(finished_at__isnull=True).update(superseded=True)
     withdrawal.attempt += 1
     bind_attempt(withdrawal.attempt)  # the task's later log lines name this attempt
-    SubmissionAttempt.objects.create(
+    attempt = SubmissionAttempt.objects.create(
         withdrawal=withdrawal,
         number=withdrawal.attempt,
         resubmission=resubmission,
@@ -789,7 +807,7 @@ def _attempt_open(withdrawal: WithdrawalRequest, *, resubmission: bool = False) 
         detail="Re-sending under the same idempotency key" if resubmission else "Sending",
         data={"attempt": withdrawal.attempt, "deadline": deadline},
     )
-    return withdrawal.attempt
+    return attempt
 
 
 def _payload_intact(withdrawal: WithdrawalRequest) -> bool:
@@ -828,19 +846,32 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
     ``approved`` to ``submitting`` opens an attempt; every other caller returns at once.
     """
     with transaction.atomic():
-        withdrawal = _lock(withdrawal_id)
+        withdrawal = _lock_for_send(withdrawal_id)
         if withdrawal.state != State.APPROVED:
             return withdrawal
-        number = _attempt_open(withdrawal)
-    return _attempt_run(withdrawal_id, number)
+        attempt = _attempt_open(withdrawal)
+    return _attempt_run(withdrawal_id, attempt.number, opened=(withdrawal, attempt))
 
 
-def _attempt_run(withdrawal_id: int, number: int) -> WithdrawalRequest:
-    """Everything one attempt does with the venue, then its outcome recorded."""
-    withdrawal = WithdrawalRequest.objects.select_related(
-        "venue", "whitelisted_address", "confirmed_quote"
-    ).get(pk=withdrawal_id)
-    attempt = withdrawal.attempts.get(number=number)
+def _attempt_run(
+    withdrawal_id: int,
+    number: int,
+    *,
+    opened: tuple[WithdrawalRequest, SubmissionAttempt] | None = None,
+) -> WithdrawalRequest:
+    """Everything one attempt does with the venue, then its outcome recorded.
+
+    ``opened``: the withdrawal and attempt as the transaction that opened the attempt committed
+    them, so they need not be read again; whatever changed since is caught by the fence, which
+    reads the withdrawal again under its lock.
+    """
+    if opened is None:
+        withdrawal = WithdrawalRequest.objects.select_related(
+            "venue", "whitelisted_address__venue", "confirmed_quote"
+        ).get(pk=withdrawal_id)
+        attempt = withdrawal.attempts.get(number=number)
+    else:
+        withdrawal, attempt = opened
     result = _send_blocker(withdrawal)
     if result is None:
         # The venue's saved key must still point to the approved address.
@@ -904,7 +935,7 @@ def _send(
             f"Could not re-check the fee: {exc.message}",
             retry_after=getattr(exc, "retry_after", None) or _CHECK_RETRY_SECONDS,
         )
-    fence = _send_fence(withdrawal.pk, attempt.number)
+    fence = _send_fence(withdrawal.pk, attempt)
     if fence is not None:
         return fence
     try:
@@ -933,14 +964,16 @@ def _refused(withdrawal: WithdrawalRequest, exc: VenueRejected) -> _Result:
     return _Result(Outcome.REJECTED, f"Venue refused: {refusal.message}", venue_code=refusal.code)
 
 
-def _send_fence(withdrawal_id: int, number: int) -> _Result | None:
+def _send_fence(withdrawal_id: int, attempt: SubmissionAttempt) -> _Result | None:
     """The last check before the send, under the row lock: this attempt is still the current
-    one, within its deadline, and everything approved still holds."""
+    one, within its deadline, and everything approved still holds.
+
+    The attempt's row is written without being read again: attempts change only under their
+    withdrawal's lock, held here, and an attempt's deadline never moves once opened."""
     with transaction.atomic():
-        withdrawal = _lock(withdrawal_id)
-        if withdrawal.state != State.SUBMITTING or withdrawal.attempt != number:
+        withdrawal = _lock_for_send(withdrawal_id)
+        if withdrawal.state != State.SUBMITTING or withdrawal.attempt != attempt.number:
             return _Result(Outcome.SUPERSEDED, "Superseded before it sent; nothing was sent.")
-        attempt = withdrawal.attempts.select_for_update().get(number=number)
         if timezone.now() >= attempt.deadline_at:
             return _Result(
                 Outcome.UNAVAILABLE, "The attempt's deadline passed before sending; nothing sent."
@@ -949,26 +982,28 @@ def _send_fence(withdrawal_id: int, number: int) -> _Result | None:
         if blocker is not None:
             return blocker
         attempt.sent_at = timezone.now()
-        attempt.save(update_fields=["sent_at"])
+        SubmissionAttempt.objects.filter(pk=attempt.pk).update(sent_at=attempt.sent_at)
     return None
 
 
 def _attempt_finish(withdrawal_id: int, number: int, result: _Result) -> WithdrawalRequest:
     with transaction.atomic():
-        withdrawal = _lock(withdrawal_id)
-        attempt = withdrawal.attempts.select_for_update().get(number=number)
-        attempt.outcome = result.outcome
+        withdrawal = _lock_for_send(withdrawal_id)
+        # Written without a read: attempts change only under the withdrawal's lock, held here.
         venue_code = f" (venue code: {result.venue_code})" if result.venue_code else ""
-        attempt.detail = f"{result.message}{venue_code}"[:500]
-        attempt.reference = result.reference
-        attempt.finished_at = timezone.now()
-        attempt.save()
+        withdrawal.attempts.filter(number=number).update(
+            outcome=result.outcome,
+            detail=f"{result.message}{venue_code}"[:500],
+            reference=result.reference,
+            finished_at=timezone.now(),
+        )
         if withdrawal.state != State.SUBMITTING or withdrawal.attempt != number:
             # A superseded attempt: its answer still counts. If it was sent, it is a payment.
             if result.outcome == Outcome.ACCEPTED:
-                _late_receipt(withdrawal, attempt)
+                _late_receipt(withdrawal, number=number, reference=result.reference)
             return withdrawal
-        late = _late_references(withdrawal, exclude=number)
+        # The current attempt is the highest number: the first has no others to hear from.
+        late = _late_references(withdrawal, exclude=number) if number > 1 else []
         if late and result.outcome != Outcome.ACCEPTED:
             # An earlier attempt's send went through after all: that is the payment.
             _adopt_reference(withdrawal, late[0], why="sent by an earlier attempt")
@@ -1029,20 +1064,20 @@ def _late_references(withdrawal: WithdrawalRequest, *, exclude: int) -> list[str
     )
 
 
-def _late_receipt(withdrawal: WithdrawalRequest, attempt: SubmissionAttempt) -> None:
+def _late_receipt(withdrawal: WithdrawalRequest, *, number: int, reference: str) -> None:
     """A superseded attempt was accepted by the venue: record it, and make the books say so."""
     audit_event_record(
         action=AuditAction.WITHDRAWAL_LATE_RECEIPT,
         target=withdrawal,
-        message=f"A superseded attempt ({attempt.number}) was accepted as {attempt.reference}",
-        data={"attempt": attempt.number, "reference": attempt.reference},
+        message=f"A superseded attempt ({number}) was accepted as {reference}",
+        data={"attempt": number, "reference": reference},
     )
     if withdrawal.state == State.SUBMITTING:
         return  # the current attempt's own outcome decides (see _attempt_finish)
     if not withdrawal.venue_reference:
-        _adopt_reference(withdrawal, attempt.reference, why="sent by a superseded attempt")
-    elif attempt.reference != withdrawal.venue_reference:
-        _duplicate_record(withdrawal, attempt.reference, venue_status="")
+        _adopt_reference(withdrawal, reference, why="sent by a superseded attempt")
+    elif reference != withdrawal.venue_reference:
+        _duplicate_record(withdrawal, reference, venue_status="")
 
 
 def _adopt_reference(withdrawal: WithdrawalRequest, reference: str, *, why: str) -> None:
@@ -1190,7 +1225,7 @@ def withdrawal_statuses_refresh(
             if (withdrawal.state, withdrawal.venue_status) != before:
                 changed.append(withdrawal.pk)
     for pk in changed:
-        recorder.save_for(withdrawal_id=pk, purpose="status")
+        venue_exchanges_record(withdrawal_id=pk, purpose="status", exchanges=recorder.exchanges)
     return len(due)
 
 
@@ -1319,8 +1354,8 @@ def withdrawal_reconcile(*, withdrawal_id: int) -> WithdrawalRequest:
             return withdrawal
         # The same idempotency key: the venue returns the original result if it has one, and
         # creates nothing new. It goes through the same guarded path as a first submission.
-        number = _attempt_open(withdrawal, resubmission=True)
-    return _attempt_run(withdrawal_id, number)
+        attempt = _attempt_open(withdrawal, resubmission=True)
+    return _attempt_run(withdrawal_id, attempt.number, opened=(withdrawal, attempt))
 
 
 def _reconcile_postpone(withdrawal: WithdrawalRequest, failure: str) -> WithdrawalRequest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from . import evidence, services
 
 # The hard limit ends a task whose attempt overran its deadline (a worker stuck outside any
 # venue read); it stays within the lease, so the attempt is dead before anyone supersedes it.
@@ -56,3 +56,9 @@ def sweep_submission_intents() -> None:
 @shared_task
 def expire_stale_withdrawals() -> None:
     services.withdrawals_expire_stale()
+
+
+@shared_task
+def compact_venue_evidence() -> None:
+    # On the owner role's connection: the application role may not delete evidence.
+    evidence.venue_exchanges_compact(using=settings.EVIDENCE_COMPACT_DATABASE)

@@ -138,6 +138,20 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
     )
 }
+# The owner role's connection, for the one job the application role may not do: deleting old,
+# repeated status polls from the venue evidence (withdrawals.evidence). Unset, that job runs on
+# "default", which works only where the application connects as the owner (the demo, SQLite).
+OWNER_DATABASE_URL = os.environ.get("COUNTERSIGN_OWNER_DATABASE_URL", "").strip()
+if OWNER_DATABASE_URL:
+    # Tests run it on the test database of "default", never on the database the URL names.
+    DATABASES["owner"] = {
+        **dj_database_url.parse(OWNER_DATABASE_URL),
+        "TEST": {"MIRROR": "default"},
+    }
+EVIDENCE_COMPACT_DATABASE = "owner" if OWNER_DATABASE_URL else "default"
+# Status polls of a withdrawal that repeat the previous answer are kept this long, then dropped;
+# every change of status, every submission and reconciliation exchange is kept for good.
+EVIDENCE_POLL_RETENTION_DAYS = int(os.environ.get("EVIDENCE_POLL_RETENTION_DAYS", "30"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes every atomic block take the write lock up front, so two writers
     # serialise instead of failing to upgrade a read snapshot.
@@ -298,6 +312,10 @@ CELERY_BEAT_SCHEDULE = {
     "withdrawals-expire-stale": {
         "task": "withdrawals.tasks.expire_stale_withdrawals",
         "schedule": 300.0,
+    },
+    "withdrawals-compact-evidence": {
+        "task": "withdrawals.tasks.compact_venue_evidence",
+        "schedule": float(os.environ.get("EVIDENCE_COMPACT_SECONDS", "3600")),
     },
     "audit-verify-chain": {
         "task": "audit.tasks.verify_audit_chain",

@@ -86,6 +86,12 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
+# DATABASE_URL is the application role (no DELETE on evidence); the owner role's URL serves only
+# the evidence compaction task (docs/operations.md). Without it that task is refused and says so.
+if OWNER_DATABASE_URL:  # noqa: F405
+    DATABASES["owner"] = dj_database_url.parse(OWNER_DATABASE_URL, conn_health_checks=True)  # noqa: F405
+    if DATABASES["owner"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("COUNTERSIGN_OWNER_DATABASE_URL must point at PostgreSQL.")
 
 REDIS_URL = required("REDIS_URL")
 CACHES = {

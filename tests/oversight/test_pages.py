@@ -18,14 +18,14 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.models import AuditEvent, ChainCheck, VenueExchange
+from audit.models import AuditEvent, ChainCheck
 from audit.services import audit_chain_verify, audit_event_record
 from oversight import selectors as audit_selectors
 from oversight.services import daily_totals_refresh
 from tests.factories import PASSWORD, WithdrawalFactory, good_amount
 from withdrawals import selectors as withdrawal_selectors
 from withdrawals import services
-from withdrawals.models import State
+from withdrawals.models import State, VenueExchange
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,77 @@
+"""How many SQL statements one submission costs, pinned: each is paid by every withdrawal at
+200 a second. A new statement in the submission path must be a deliberate change here.
+
+The safety checks are counted too, so none disappears unnoticed: the row is read under its lock
+three times (open the attempt, the fence, the outcome), the live approvals are counted twice
+(before calling the venue at all, then in the fence), and each transition writes its audit event
+in its own transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.withdrawals.test_services import approved, create, no_tasks, reload, sandbox
+from withdrawals import services
+from withdrawals.models import State
+
+pytestmark = pytest.mark.django_db
+
+# Savepoints are the test's own transaction showing through; in production they are BEGIN and
+# COMMIT, which Django does not list either.
+_BOOKKEEPING = re.compile(r"^(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
+_VERB_TABLE = re.compile(r'^(SELECT|INSERT INTO|UPDATE|DELETE FROM)\b.*?"(\w+)"')
+
+
+def _statements(queries: list[dict[str, str]]) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    for query in queries:
+        sql = query["sql"]
+        if _BOOKKEEPING.match(sql):
+            continue
+        match = _VERB_TABLE.match(sql)
+        verb, table = match.groups() if match else (sql.split()[0], "?")
+        if verb == "SELECT":
+            # The table a SELECT reads is the one after FROM, not its first column's.
+            table = re.search(r'FROM "(\w+)"', sql).group(1)
+        counted[f"{verb.split()[0]} {table}"] += 1
+    return counted
+
+
+def test_one_submission_costs_24_statements(alice, bob, address, fresh_code, settings):
+    settings.VENUE_SANDBOX_SETTLE_SECONDS = 3600.0
+    withdrawal = approved(create(alice, address), bob, fresh_code(bob))
+
+    with CaptureQueriesContext(connection) as ctx, no_tasks():
+        services.withdrawal_submit(withdrawal_id=withdrawal.pk)
+
+    assert reload(withdrawal).state == State.SUBMITTED
+    assert sandbox().count_withdrawals() == 1
+    counted = _statements(ctx.captured_queries)
+    assert counted == {
+        # Open the attempt, the fence, the outcome: each under the row lock.
+        "SELECT withdrawals_withdrawalrequest": 3,
+        "INSERT withdrawals_submissionattempt": 1,
+        "UPDATE withdrawals_submissionattempt": 2,  # sent_at in the fence; the outcome
+        "UPDATE withdrawals_withdrawalrequest": 2,  # submitting; submitted
+        "UPDATE withdrawals_submissionintent": 1,
+        "SELECT withdrawals_approval": 2,  # live approvals: before the venue calls, in the fence
+        # Two audit events (submitting, submitted): lock the head, append, move the head.
+        "SELECT audit_auditchainhead": 2,
+        "INSERT audit_auditevent": 2,
+        "UPDATE audit_auditchainhead": 2,
+        # The venue's own bookkeeping: one nonce per signed call (the saved-address check and
+        # the send), the submit journal before and after the send.
+        "SELECT venues_apinonce": 2,
+        "UPDATE venues_apinonce": 2,
+        "INSERT venues_submitattempt": 1,
+        "UPDATE venues_submitattempt": 1,
+        # The evidence: every exchange of the send in one insert.
+        "INSERT audit_venueexchange": 1,
+    }
+    assert sum(counted.values()) == 24
