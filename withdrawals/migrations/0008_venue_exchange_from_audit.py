@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("withdrawals", "0004_search_and_filter_indexes"),
+        ("withdrawals", "0007_fee_charged_and_venue_error_code"),
         ("audit", "0006_venue_exchange_moves_to_withdrawals"),
     ]
 
