@@ -133,4 +133,3 @@ def audit_chain_verify(
         if record:
             check.save()
     return check
-

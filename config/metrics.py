@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Max, OuterRef, Subquery
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
@@ -32,7 +32,7 @@ from venues.budget import CallBudget
 from venues.kraken.client import RATE_TIERS
 from venues.models import Venue
 from venues.nonces import nonce_scope
-from withdrawals.models import Approval, State, SubmissionIntent, WithdrawalRequest
+from withdrawals.models import State, SubmissionIntent, WithdrawalRequest
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,9 @@ class DatabaseCollector(Collector):
             .filter(state=State.OUTCOME_UNKNOWN)
             .count(),
         )
-        last_approval = Approval.objects.filter(withdrawal=OuterRef("pk")).values("withdrawal")
+        # approved_at: when the approval that reached the quorum was given.
         approved = (
             WithdrawalRequest.objects.filter(submitted_at__gte=now - LATENCY_WINDOW)
-            .annotate(
-                approved_at=Subquery(last_approval.annotate(at=Max("created_at")).values("at")[:1])
-            )
             .exclude(approved_at=None)
             .values_list("approved_at", "submitted_at")
         )
