@@ -12,6 +12,7 @@ from django.test import Client
 
 from accounts.services import access_change_propose
 from audit.models import AuditEvent
+from policies.services import policy_change_propose
 from tests.conftest import verified_login
 from tests.factories import UserFactory, good_amount
 from tests.test_url_matrix import concrete_paths
@@ -108,6 +109,9 @@ def test_credentials_never_appear_in_any_page_for_any_persona(
                 role="auditor",
             ),
             "address": address,
+            "policy_proposal": policy_change_propose(
+                actor=carol, raw={"rules": [{"asset": "BTC", "quorum": 2}, {"quorum": 1}]}
+            ),
             "device": bob.totpdevice_set.first(),
             "user": alice,
         }

@@ -199,8 +199,10 @@ def _detail_context(
         "can_requote": not rules.requote_refusal(user, withdrawal),
         "approve_form": ApproveForm(),
         "reject_form": RejectForm(),
+        # What the rule needs and the red flags, to everyone who may decide on it now (also
+        # after their own approval, while others' are awaited).
         "policy": policy.approval_context(withdrawal=withdrawal, viewer=user)
-        if not approve_refusal
+        if not rules.decide_refusal(user, withdrawal)
         else None,
         **extra,
     }
