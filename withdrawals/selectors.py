@@ -131,8 +131,9 @@ def _history_rows(values: list[tuple[Any, ...]]) -> list[HistoryRow]:
             created=created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             requester=requester,
             venue=venue,
-            # normalize() alone turns 100.00 into 1E+2; the "f" format keeps a plain number.
-            amount=format(amount.normalize(), "f"),
+            # normalize() alone turns 100.00 into 1E+2; the "f" format keeps a plain number,
+            # thousands separated as everywhere else (core.templatetags.display.amount).
+            amount=f"{amount.normalize():,f}",
             asset=asset,
             to=to or "",
             state=state,

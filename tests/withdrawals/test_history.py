@@ -178,9 +178,11 @@ def test_every_filter_control_has_a_visible_label_and_dates_name_their_format(da
 
 def test_rows_show_plain_amounts_local_times_and_state_names(dave_client, alice):
     withdrawal = WithdrawalFactory(requested_by=alice, amount=Decimal("100.00"))
+    large = WithdrawalFactory(requested_by=alice, amount=Decimal("1234567.50000000"))
     html = dave_client.get(LIST, **HX).content.decode()
     created = timezone.localtime(withdrawal.created_at).strftime("%Y-%m-%d %H:%M")
     assert f"100 {withdrawal.asset}" in html and "E+" not in html
+    assert f"1,234,567.5 {large.asset}" in html
     assert created in html
     assert "alice" in html and withdrawal.venue.name in html
     assert withdrawal.whitelisted_address.label in html
@@ -280,6 +282,8 @@ def test_the_approval_queue_shows_plain_amounts_at_a_constant_query_count(bob_cl
 
     count, html = queries()
     assert detail(first.pk) in html and f"100 {first.asset}" in html and "E+" not in html
+    large = WithdrawalFactory(requested_by=alice, amount=Decimal("2500000"))
+    assert f"2,500,000 {large.asset}" in bob_client.get(dashboard).content.decode()
     for _ in range(25):
         WithdrawalFactory(requested_by=alice, whitelisted_address=WhitelistedAddressFactory())
     more, html = queries()
