@@ -65,6 +65,14 @@ FLAG_LABELS = {
 }
 
 
+def approval_flag_labels(approval: Approval) -> list[str]:
+    """The red flags recorded with an approval, in words, rubber stamp included."""
+    codes = approval.red_flags.split()
+    if approval.rubber_stamp and Flag.RUBBER_STAMP not in codes:
+        codes.append(Flag.RUBBER_STAMP)
+    return [FLAG_LABELS[Flag(code)] for code in codes if code in Flag._value2member_map_]
+
+
 @dataclass(frozen=True)
 class RedFlag:
     code: Flag

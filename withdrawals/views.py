@@ -185,7 +185,10 @@ def _detail_context(
     return {
         "w": withdrawal,
         "timeline": selectors.withdrawal_timeline(withdrawal=withdrawal),
-        "approvals": withdrawal.approvals.select_related("approver"),
+        "approvals": [
+            (approval, policy.approval_flag_labels(approval))
+            for approval in withdrawal.approvals.select_related("approver")
+        ],
         "approvals_given": rules.approvals_given(withdrawal),
         "approvals_required": rules.approvals_required(withdrawal),
         "expires_at": rules.pending_expires_at(withdrawal),

@@ -227,3 +227,40 @@ def test_approvals_are_counted_against_the_quorum_and_the_expiry_shown(
     expires = withdrawal.created_at + timedelta(hours=72)
     assert f'id="expires-at">{expires:%Y-%m-%d %H:%M:%S} UTC<' in page
     assert "1,234.5 BTC" in page
+
+
+def test_the_red_flags_recorded_with_each_approval_are_shown_in_words(
+    bob_client, alice, bob, address
+):
+    withdrawal = WithdrawalFactory(
+        requested_by=alice, whitelisted_address=address, state=State.APPROVED
+    )
+    Approval.objects.create(
+        withdrawal=withdrawal,
+        approver=bob,
+        requester=alice,
+        payload_hash=withdrawal.payload_hash,
+        totp_step=1,
+        red_flags="first_payment near_duplicate",
+        rubber_stamp=True,
+    )
+    page = bob_client.get(url("detail", withdrawal.pk)).content.decode()
+    approvals = page[page.index('id="approval-list"') :]
+    assert "Red flags when approved: First payment to this destination; " in approvals
+    assert "Same destination and amount within 24 h" in approvals
+    assert "Rubber stamp: approved right after the quote loaded" in approvals
+
+
+def test_an_approval_without_red_flags_shows_none(bob_client, alice, bob, address):
+    withdrawal = WithdrawalFactory(
+        requested_by=alice, whitelisted_address=address, state=State.APPROVED
+    )
+    Approval.objects.create(
+        withdrawal=withdrawal,
+        approver=bob,
+        requester=alice,
+        payload_hash=withdrawal.payload_hash,
+        totp_step=1,
+    )
+    page = bob_client.get(url("detail", withdrawal.pk)).content.decode()
+    assert 'id="approval-list"' in page and "Red flags when approved" not in page
