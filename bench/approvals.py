@@ -194,9 +194,9 @@ def measure_approvals(seeded: Any, *, quiet: bool = False) -> Result:
     rounds = int(os.environ.get("BENCH_APPROVE_ROUNDS", "5"))
     var_dir = Path(tempfile.mkdtemp(prefix="countersign-bench-web-"))
     env = production_env(var_dir)
-    # One approval is the whole quorum here, so every approval is the one that moves the
-    # withdrawal to approved and enqueues its submission: the heavier path.
-    env["WITHDRAWAL_APPROVAL_QUORUM"] = "1"
+    # One approval is the whole quorum here (the default rule of the policy in force), so every
+    # approval is the one that moves the withdrawal to approved and enqueues its submission:
+    # the heavier path.
     address = WhitelistedAddress.objects.filter(venue_id__in=seeded.venue_ids).first()
     web, url = _start_web(env, var_dir)
     samples: list[float] = []

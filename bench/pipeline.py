@@ -26,7 +26,6 @@ from urllib.parse import quote as urlquote
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
@@ -125,11 +124,9 @@ def _approved(
     withdrawal can be told apart in the sandbox's records."""
     now = timezone.now()
     ids = []
-    quorum = settings.WITHDRAWAL_APPROVAL_QUORUM
-    approvers = [approver] + [
-        get_user_model().objects.get_or_create(username=f"bench-pipeline-approver{i}")[0]
-        for i in range(1, quorum)
-    ]
+    # The policy in force (migration policies.0002's default rule) asks for one approval.
+    quorum = 1
+    approvers = [approver]
     first, dest = addresses[0]
     # The venue's own fee for this destination, confirmed as an approver would have.
     client = client_for(first.venue)
@@ -215,7 +212,6 @@ def production_env(var_dir: Path) -> dict[str, str]:
         "COUNTERSIGN_AUDIT_KEY": settings.AUDIT_HMAC_KEY,
         "ALLOWED_HOSTS": "countersign.bench",
         "CSRF_TRUSTED_ORIGINS": "https://countersign.bench",
-        "WITHDRAWAL_APPROVAL_QUORUM": str(settings.WITHDRAWAL_APPROVAL_QUORUM),
         "COUNTERSIGN_VAR_DIR": str(var_dir),
     }
 

@@ -126,7 +126,8 @@ def _seed_withdrawals(
         request_id, asset, network, address, memo, venue_key, fee_deduct_type, amount, fee_cap,
         note, state, created_at, updated_at, payload_hash, venue_reference, venue_status,
         venue_txid, status_detail, reason, requested_by_id, venue_id, whitelisted_address_id,
-        attempt, attention_reason, reconcile_failures)
+        attempt, attention_reason, reconcile_failures, venue_error_code, approval_quorum,
+        approval_role)
     SELECT gen_random_uuid(),
         CASE WHEN g %% 50000 = 7 THEN %(rare)s
              ELSE (%(assets)s::text[])[1 + (g * 7) %% %(n_assets)s] END,
@@ -139,7 +140,7 @@ def _seed_withdrawals(
         '', '', (%(requesters)s::int[])[1 + g %% %(n_requesters)s],
         (%(venues)s::bigint[])[1 + g %% %(n_venues)s],
         (%(addresses)s::bigint[])[1 + g %% %(n_venues)s],
-        0, '', 0
+        0, '', 0, '', 1, ''
     FROM generate_series(%(start)s, %(stop)s) AS g
     """
     started = time.monotonic()
