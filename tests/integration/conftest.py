@@ -360,6 +360,16 @@ class Browser:
             follow_redirects=False,
         )
 
+    def follow(self, response: httpx.Response) -> httpx.Response:
+        """The page a redirect leads to, with the one-time messages it set (cookie storage)."""
+        carried = "; ".join(f"{name}={value}" for name, value in response.cookies.items())
+        cookies = f"{settings.SESSION_COOKIE_NAME}={self.session_id}; csrftoken={self.csrf}"
+        return httpx.get(
+            f"{self.base_url}{response.headers['location']}",
+            headers={**web_headers(), "Cookie": f"{cookies}; {carried}" if carried else cookies},
+            timeout=60,
+        )
+
     def request(self, address: Any, amount: Any) -> Any:
         """The requester's form: a withdrawal created by the web process (its quote too)."""
         form = {"venue": address.venue_id, "address": address.pk, "amount": f"{amount:f}"}
