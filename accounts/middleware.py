@@ -17,17 +17,20 @@ OPEN_PREFIXES = ("/static/", "/healthz", "/metrics")
 class RequireVerifiedUserMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self._open: tuple[set[str], str] | None = None
+
+    def _open_paths(self) -> tuple[set[str], str]:
+        # Reversed on the first request, not per request: five reverse() calls cost more than
+        # the rest of this check.
+        if self._open is None:
+            names = ("accounts:login", "accounts:verify", "accounts:enrol", "accounts:logout")
+            # An enrolment link is opened by someone who cannot sign in yet (enrol_link).
+            self._open = ({reverse(name) for name in names}, reverse("accounts:enrol"))
+        return self._open
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path
-        open_paths = {
-            reverse("accounts:login"),
-            reverse("accounts:verify"),
-            reverse("accounts:enrol"),
-            reverse("accounts:logout"),
-        }
-        # An enrolment link is opened by someone who cannot sign in yet (accounts:enrol_link).
-        enrol_links = reverse("accounts:enrol")
+        open_paths, enrol_links = self._open_paths()
         if path in open_paths or path.startswith((*OPEN_PREFIXES, enrol_links)):
             return self.get_response(request)
         user = request.user

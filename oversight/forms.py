@@ -4,34 +4,31 @@ from typing import Any
 
 from django import forms
 
+from core.forms import HandWrittenControlsForm
 from venues.models import Venue
 
 DATE_FORMAT = "YYYY-MM-DD"
-# Typed text, not a date picker: the picker shows each browser's own format, so the label could
-# not say which one to type.
-_DATE = forms.DateInput(
-    format="%Y-%m-%d", attrs={"placeholder": DATE_FORMAT, "inputmode": "numeric", "size": 10}
-)
 
 
-class AuditFilterForm(forms.Form):
-    """Filters of the audit-event history. Invalid input is reported, never a 500."""
+class AuditFilterForm(HandWrittenControlsForm):
+    """Filters of the audit-event history. Invalid input is reported, never a 500.
+
+    The page writes its controls itself (templates/oversight/events.html): Django's widget
+    templates cost more than the rows. Dates are typed text, not a date picker: the picker shows
+    each browser's own format, so the label could not say which one to type."""
 
     action = forms.CharField(
         required=False,
         max_length=64,
         label="Action starts with",
-        widget=forms.TextInput(attrs={"list": "audit-actions"}),
     )
     user = forms.CharField(required=False, max_length=150, label="User")
     object_type = forms.CharField(required=False, max_length=32, label="Object type")
     object_id = forms.CharField(required=False, max_length=64, label="Object id")
     since = forms.DateField(
-        required=False, label=f"From ({DATE_FORMAT})", widget=_DATE, input_formats=["%Y-%m-%d"]
+        required=False, label=f"From ({DATE_FORMAT})", input_formats=["%Y-%m-%d"]
     )
-    until = forms.DateField(
-        required=False, label=f"To ({DATE_FORMAT})", widget=_DATE, input_formats=["%Y-%m-%d"]
-    )
+    until = forms.DateField(required=False, label=f"To ({DATE_FORMAT})", input_formats=["%Y-%m-%d"])
     before = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
 
     def clean(self) -> dict[str, Any]:
@@ -57,6 +54,11 @@ class WhitelistHistoryForm(AuditFilterForm):
         super().__init__(*args, **kwargs)
         del self.fields["object_type"]
         del self.fields["object_id"]
+
+    def venue_options(self) -> list[tuple[str, str]]:
+        """(value, name) of each venue, as strings the page compares with the query."""
+        venues = self.fields["venue"].queryset.values_list("pk", "name")  # type: ignore[attr-defined]
+        return [(str(pk), name) for pk, name in venues]
 
 
 PERIODS = (7, 30, 90)

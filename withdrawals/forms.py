@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
+from core.forms import HandWrittenControlsForm
 from venues.models import Venue
 
 from .models import AMOUNT, State
@@ -118,7 +119,7 @@ class RejectForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class FilterForm(forms.Form):
+class FilterForm(HandWrittenControlsForm):
     """The history filters. The page writes its controls itself from ``fields`` and ``data``
     (templates/withdrawals/list.html): Django's widget templates cost more than the rows."""
 
