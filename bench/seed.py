@@ -105,8 +105,10 @@ def seed(
         )
     with connection.cursor() as cursor:
         _seed_withdrawals(cursor, n_withdrawals, requesters, result.venue_ids, addresses, quiet)
+        _seed_approvals(cursor, result.approver.pk)
         _seed_audit_events(cursor, n_events, requesters, quiet)
         cursor.execute("ANALYZE withdrawals_withdrawalrequest")
+        cursor.execute("ANALYZE withdrawals_approval")
         cursor.execute("ANALYZE audit_auditevent")
     return result
 
@@ -166,6 +168,32 @@ def _seed_withdrawals(
         )
         if not quiet:
             _progress("withdrawals", stop, total, started)
+
+
+def _seed_approvals(cursor: object, approver: int) -> None:
+    """One live approval for every withdrawal that got past approval, as the default rule (a
+    quorum of one) would have it: the exports' approvers column aggregates them."""
+    cursor.execute(
+        """
+        INSERT INTO withdrawals_approval (withdrawal_id, approver_id, requester_id, payload_hash,
+            totp_step, created_at, voided, red_flags, rubber_stamp)
+        SELECT w.id, %(approver)s, w.requested_by_id, w.payload_hash, w.id,
+            w.created_at + interval '10 minutes', false, '', false
+        FROM withdrawals_withdrawalrequest w
+        WHERE w.state = ANY(%(states)s) AND w.requested_by_id <> %(approver)s
+        """,
+        {
+            "approver": approver,
+            "states": [
+                State.APPROVED.value,
+                State.SUBMITTING.value,
+                State.SUBMITTED.value,
+                State.COMPLETED.value,
+                State.FAILED.value,
+                State.OUTCOME_UNKNOWN.value,
+            ],
+        },
+    )
 
 
 def _seed_audit_events(cursor: object, total: int, requesters: list[int], quiet: bool) -> None:

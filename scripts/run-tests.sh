@@ -29,6 +29,12 @@ export PYTHONDONTWRITEBYTECODE=1
 
 failed=()
 
+# Both passes run on every core (at most PYTEST_WORKERS, default 2), each worker with its own
+# test database; the integration tests stay together on one worker (tests/conftest.py).
+workers=${PYTEST_WORKERS:-2}
+parallel=()
+[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadgroup)
+
 pytest_pass() {
   local name=$1 rc
   shift
@@ -42,13 +48,13 @@ pytest_pass() {
 }
 
 echo "== pytest (SQLite)"
-pytest_pass sqlite env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL .venv/bin/pytest "$@"
+pytest_pass sqlite env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL .venv/bin/pytest "${parallel[@]}" "$@"
 
 echo "== pytest (PostgreSQL and Redis, with the integration tests)"
 if scripts/services.sh start >/dev/null; then
   mapfile -t services_env < <(scripts/services.sh env | sed 's/^export //')
   # -m "" lifts the default "not integration" selection of pyproject.toml.
-  pytest_pass postgresql env "${services_env[@]}" .venv/bin/pytest -m "" "$@"
+  pytest_pass postgresql env "${services_env[@]}" .venv/bin/pytest -m "" "${parallel[@]}" "$@"
 else
   failed+=("starting PostgreSQL and Redis")
 fi

@@ -211,3 +211,16 @@ def dave_client(dave, login):
 @pytest.fixture
 def mallory_client(mallory, login):
     return login(mallory)
+
+
+# --- parallel runs (pytest-xdist) -----------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` every integration test runs on one worker, one after another:
+    they share the real Redis, which some of them stop and start, and a Celery worker that
+    would take another test's tasks. Everything else has its own database, sandbox files and
+    cache per worker, and spreads over the workers."""
+    for item in items:
+        if item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.xdist_group("stack"))

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 # Playwright's sync API keeps an event loop in the test thread; the ORM calls the test makes
 # between browser steps are still plain synchronous calls.
@@ -23,6 +24,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # request at a time under this lock, and a test takes it for its own ORM calls while pages are
 # open (``with SERVER_LOCK: ...``).
 SERVER_LOCK = threading.RLock()
+
+# The suite runs on every core at once (scripts/run-tests.sh): a step that takes one second on a
+# quiet machine can take several while another worker renders pages too. Waiting longer for
+# what a test expects changes no assertion; it only stops slowness from reading as failure.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = os.environ.get("COUNTERSIGN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -5,7 +5,7 @@ The page list is walked from config.urls (as tests/test_url_matrix.py does), so 
 tomorrow is checked tomorrow. A URL that answers a persona with anything but a full page (a
 refusal, an htmx fragment, a download, a POST-only endpoint) is not a page for that persona.
 
-One browser, one context per persona, each page loaded once and measured at both widths.
+One test per persona, each page loaded once and measured at both widths.
 """
 
 from __future__ import annotations
@@ -129,46 +129,22 @@ def check_page(page: Any, where: str) -> list[str]:
     return problems
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
-def test_every_page_fits_a_phone_and_passes_axe(live_server, browser, people, objects):
-    base = live_server.url
-    paths = page_paths(objects)
-    checked: set[tuple[str, str]] = set()
-    post_only: set[str] = set()
-    problems: list[str] = []
-    personas: list[tuple[str, Any]] = [("anonymous", None)]
-    personas += [(role, user) for role, user in people.items() if role != "second user admin"]
-    for role, user in personas:
-        context = browser.new_context(viewport={"width": WIDTHS[0], "height": HEIGHT})
-        context.add_init_script(Axe().axe_script)
-        if user is not None:
-            with SERVER_LOCK:
-                cookie = session_cookie(user, base, verified=role not in UNVERIFIED)
-                context.add_cookies([cookie])
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        for path in paths:
-            if path in post_only:
-                continue
-            # Asked first without rendering: a browser refuses to show an empty error body.
-            probe = page.request.get(base + path, max_redirects=0)
-            if probe.status == 405:
-                post_only.add(path)  # the same for everyone: not asked again
-            if probe.status >= 500:
-                problems.append(f"{role} {path}: HTTP {probe.status}")
-            if probe.status != 200 or "text/html" not in probe.headers.get("content-type", ""):
-                continue
-            page.goto(base + path, wait_until="load")
-            if page.locator("main#main").count() != 1:
-                continue  # an htmx fragment, not a page
-            checked.add((role, path))
-            problems += check_page(page, f"{role} {path}")
-        context.close()
+PERSONAS = (
+    "anonymous",
+    "requester",
+    "approver",
+    "whitelist admin",
+    "user admin",
+    "auditor",
+    *UNVERIFIED,
+)
 
-    # The walk reached the pages each role works on (a refusal would silently shrink it).
+
+def expected_pages(objects: dict[str, Any]) -> set[tuple[str, str]]:
+    """The pages each persona works on: the walk must reach them (a refusal would silently
+    shrink it)."""
     address, withdrawal = objects["address"].pk, objects["withdrawal"].pk
-    for expected in (
+    return {
         ("anonymous", "/accounts/login/"),
         ("anonymous", objects["enrolment_path"]),
         ("no code yet", "/accounts/verify/"),
@@ -183,8 +159,43 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, browser, people, ob
         ("user admin", "/people/"),
         ("auditor", "/audit/events/"),
         ("auditor", "/people/access-review/"),
-    ):
-        assert expected in checked, expected
+    }
+
+
+# One test per persona, so that parallel runs spread the walk over the workers.
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("role", PERSONAS)
+def test_every_page_fits_a_phone_and_passes_axe(live_server, browser, people, objects, role):
+    base = live_server.url
+    user = people.get(role)
+    checked: set[tuple[str, str]] = set()
+    problems: list[str] = []
+    context = browser.new_context(viewport={"width": WIDTHS[0], "height": HEIGHT})
+    context.add_init_script(Axe().axe_script)
+    if user is not None:
+        with SERVER_LOCK:
+            cookie = session_cookie(user, base, verified=role not in UNVERIFIED)
+            context.add_cookies([cookie])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    for path in page_paths(objects):
+        # Asked first without rendering: a browser refuses to show an empty error body.
+        probe = page.request.get(base + path, max_redirects=0)
+        if probe.status >= 500:
+            problems.append(f"{role} {path}: HTTP {probe.status}")
+        if probe.status != 200 or "text/html" not in probe.headers.get("content-type", ""):
+            continue  # a refusal, a redirect, a download, or POST only (405)
+        page.goto(base + path, wait_until="load")
+        if page.locator("main#main").count() != 1:
+            continue  # an htmx fragment, not a page
+        checked.add((role, path))
+        problems += check_page(page, f"{role} {path}")
+    context.close()
+
+    for expected in expected_pages(objects):
+        if expected[0] == role:
+            assert expected in checked, expected
     assert not problems, "\n".join(problems)
 
 
