@@ -11,6 +11,7 @@ from django.db.models.fields.tuple_lookups import Tuple
 from django.db.models.lookups import LessThan
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from accounts.roles import APPROVER, AUDITOR, has_role
 from audit.models import AuditEvent
@@ -53,6 +54,49 @@ def approval_queue_for(*, user: Any) -> QuerySet[WithdrawalRequest]:
         .select_related("venue", "requested_by", "whitelisted_address")
         .order_by("created_at", "id")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One line of an approver's queue, every value already as the page shows it."""
+
+    pk: int
+    url: str
+    age: str
+    requester: str
+    venue: str
+    amount: str
+    to: str
+
+
+QUEUE_SIZE = 20
+
+
+def approval_queue_rows(*, user: Any, size: int = QUEUE_SIZE) -> list[QueueRow]:
+    """The oldest ``size`` withdrawals waiting for ``user``'s approval, in one query."""
+    values = approval_queue_for(user=user).values_list(
+        "id",
+        "created_at",
+        "requested_by__username",
+        "venue__name",
+        "amount",
+        "asset",
+        "whitelisted_address__label",
+    )[:size]
+    prefix, suffix = reverse("withdrawals:detail", args=[0]).rsplit("0", 1)
+    now = timezone.now()
+    return [
+        QueueRow(
+            pk=pk,
+            url=f"{prefix}{pk}{suffix}",
+            age=timesince(created_at, now),
+            requester=requester,
+            venue=venue,
+            amount=f"{amount.normalize():,f} {asset}",
+            to=to or "",
+        )
+        for pk, created_at, requester, venue, amount, asset, to in values
+    ]
 
 
 def withdrawals_filtered(*, user: Any, filters: dict[str, Any]) -> QuerySet[WithdrawalRequest]:

@@ -55,7 +55,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "withdrawals/dashboard.html",
-        {"queue": selectors.approval_queue_for(user=user)[:20], "mine": mine},
+        {"queue": selectors.approval_queue_rows(user=user), "mine": mine},
     )
 
 
