@@ -216,6 +216,8 @@ def mallory_client(mallory, login):
 # --- parallel runs (pytest-xdist) -----------------------------------------------------------
 
 
+# Before xdist's own hook, which reads the group marker into the test's id.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup`` every integration test runs on one worker, one after another:
     they share the real Redis, which some of them stop and start, and a Celery worker that
