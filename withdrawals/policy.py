@@ -280,13 +280,24 @@ def velocity_refusal(withdrawal: WithdrawalRequest, *, now: datetime) -> str:
 # --- quorum -------------------------------------------------------------------------------
 
 
+def live_approvals(withdrawal: WithdrawalRequest) -> QuerySet[Approval]:
+    """The approvals that count: not voided, and of the payload as it stands (a re-quote voids
+    earlier ones)."""
+    return withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
+
+
+def approvers_of(approvals: QuerySet[Approval]) -> set[int]:
+    """The distinct people behind ``approvals``: the quorum counts people, not rows."""
+    return set(approvals.values_list("approver_id", flat=True))
+
+
 def _holders(user_ids: Iterable[int], role: str) -> int:
     return get_user_model().objects.filter(pk__in=list(user_ids), groups__name=role).count()
 
 
 def quorum_met(withdrawal: WithdrawalRequest, approvals: QuerySet[Approval]) -> bool:
     """Enough distinct live approvals, one of them by a holder of the required role if any."""
-    approvers = set(approvals.values_list("approver_id", flat=True))
+    approvers = approvers_of(approvals)
     if len(approvers) < withdrawal.approval_quorum:
         return False
     return not withdrawal.approval_role or _holders(approvers, withdrawal.approval_role) > 0
@@ -300,7 +311,7 @@ def approval_refusal(
     role = withdrawal.approval_role
     if not role or has_role(approver, role):
         return ""
-    approvers = set(approvals.values_list("approver_id", flat=True))
+    approvers = approvers_of(approvals)
     if _holders(approvers, role) == 0 and len(approvers) + 1 >= withdrawal.approval_quorum:
         return (
             f"This withdrawal needs a {role_label(role)} among its approvers, and only one "
@@ -442,7 +453,7 @@ def approval_context(
     now = now or timezone.now()
     rule = withdrawal.policy_rule
     description = selectors.rule_description(rule) if rule is not None else "before the policy"
-    live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
+    live = live_approvals(withdrawal)
     pending = withdrawal.state == State.PENDING_APPROVAL
     return {
         "needs": _needs(
@@ -452,7 +463,7 @@ def approval_context(
             description,
         ),
         "policy_version": rule.policy.number if rule is not None else None,
-        "given": live.count(),
+        "given": len(approvers_of(live)),
         "flags": red_flags(withdrawal, now=now) if pending else [],
         "usd": selectors.usd_value(asset=withdrawal.asset, amount=withdrawal.amount),
         "expires_at": withdrawal.expires_at,

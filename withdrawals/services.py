@@ -468,8 +468,7 @@ def withdrawal_approve(
             review_seconds=seconds,
             rubber_stamp=rubber_stamp,
         )
-        live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
-        quorum_reached = policy.quorum_met(withdrawal, live)
+        quorum_reached = policy.quorum_met(withdrawal, policy.live_approvals(withdrawal))
         if quorum_reached:
             policy.velocity_lock(withdrawal)
             if refusal := policy.velocity_refusal(withdrawal, now=now):
