@@ -473,6 +473,17 @@ def withdrawal_approve(
             policy.velocity_lock(withdrawal)
             if refusal := policy.velocity_refusal(withdrawal, now=now):
                 raise WithdrawalError(refusal)
+            withdrawal.state = State.APPROVED
+            withdrawal.confirmed_quote = quote
+            withdrawal.approved_at = now
+            withdrawal.save(update_fields=["state", "confirmed_quote", "approved_at", "updated_at"])
+            SubmissionIntent.objects.update_or_create(
+                withdrawal=withdrawal,
+                defaults={"done_at": None, "not_before": None, "enqueued_at": timezone.now()},
+            )
+            _on_commit_enqueue(tasks.submit_withdrawal, withdrawal.pk)
+        # Last write of the transaction: every audited write in the system waits for the chain
+        # head this takes, so it is held only from here to the commit.
         audit_event_record(
             action=AuditAction.WITHDRAWAL_APPROVED
             if quorum_reached
@@ -493,16 +504,6 @@ def withdrawal_approve(
                 "rubber_stamp": rubber_stamp,
             },
         )
-        if quorum_reached:
-            withdrawal.state = State.APPROVED
-            withdrawal.confirmed_quote = quote
-            withdrawal.approved_at = now
-            withdrawal.save(update_fields=["state", "confirmed_quote", "approved_at", "updated_at"])
-            SubmissionIntent.objects.update_or_create(
-                withdrawal=withdrawal,
-                defaults={"done_at": None, "not_before": None, "enqueued_at": timezone.now()},
-            )
-            _on_commit_enqueue(tasks.submit_withdrawal, withdrawal.pk)
     return withdrawal
 
 
