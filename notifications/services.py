@@ -53,10 +53,12 @@ def _withdrawal(event: AuditEvent) -> WithdrawalRequest | None:
 
 
 def _requester(event: AuditEvent) -> Iterable[Any]:
-    withdrawal = _withdrawal(event)
-    if withdrawal is None:
+    if event.object_type != "withdrawalrequest" or not event.object_id.isdigit():
         return []
-    return get_user_model().objects.filter(pk=withdrawal.requested_by_id, is_active=True)
+    # Through the withdrawal in the same statement: this runs inside every approval.
+    return get_user_model().objects.filter(
+        withdrawal_requests__pk=int(event.object_id), is_active=True
+    )
 
 
 def _roles(*roles: str) -> Audience:
@@ -187,7 +189,13 @@ def notification_create(
             link=message.link,
             created_at=now,
         )
-        notification.recipients.set(recipients)
+        # A new notification has no recipients yet: one insert, without set()'s read first.
+        Notification.recipients.through.objects.bulk_create(
+            [
+                Notification.recipients.through(notification=notification, user=user)
+                for user in recipients
+            ]
+        )
         channels = selectors.channels_for(users=recipients, kind=kind)
         deliveries = [
             Delivery(notification=notification, channel=Channel.EMAIL, user=u, next_attempt_at=due)
