@@ -178,7 +178,8 @@ def notification_create(
     enqueued once the surrounding transaction commits."""
     now = timezone.now()
     due = now + timedelta(seconds=BACKOFF_BASE_SECONDS)
-    with transaction.atomic():
+    # No savepoint: the notification shares the fate of the change it reports, all or nothing.
+    with transaction.atomic(savepoint=False):
         notification = Notification.objects.create(
             kind=kind,
             event=event,
