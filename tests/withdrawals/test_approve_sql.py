@@ -136,3 +136,23 @@ def test_an_approval_short_of_the_quorum_costs_25_statements(
     assert AuditEvent.objects.filter(action="withdrawal.approval_added").exists()
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK)
     assert counted.total() == 25
+
+
+def test_the_audit_event_is_the_last_write_of_the_approval(
+    alice, bob, bob_client, address, fresh_code
+):
+    # Every audited write in the system waits for the chain head the event takes: nothing of
+    # the withdrawal's own is written while it is held.
+    policy_install()
+    withdrawal = create(alice, address)
+    quote = services.withdrawal_quote_fresh(withdrawal_id=withdrawal.pk, user=bob)
+    url = reverse("withdrawals:approve", kwargs={"pk": withdrawal.pk})
+    with CaptureQueriesContext(connection) as ctx, no_tasks():
+        bob_client.post(url, {"quote": quote.pk, "code": fresh_code(bob)})
+
+    assert reload(withdrawal).state == State.APPROVED
+    writes = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(("INSERT", "UPDATE"))]
+    head = next(i for i, sql in enumerate(writes) if '"audit_auditevent"' in sql)
+    assert any('"withdrawals_withdrawalrequest"' in sql for sql in writes[:head])
+    assert any('"withdrawals_submissionintent"' in sql for sql in writes[:head])
+    assert not any('"withdrawals_' in sql for sql in writes[head:])
