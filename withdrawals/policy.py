@@ -309,15 +309,13 @@ def quorum_met(withdrawal: WithdrawalRequest, approvals: QuerySet[Approval]) -> 
     return not withdrawal.approval_role or _holders(approvers, withdrawal.approval_role) > 0
 
 
-def approval_refusal(
-    withdrawal: WithdrawalRequest, approvals: QuerySet[Approval], approver: Any
-) -> str:
+def approval_refusal(withdrawal: WithdrawalRequest, approver: Any) -> str:
     """The last free place of the quorum is kept for the required role: without this, the
     quorum could fill up with approvers none of whom may complete it."""
     role = withdrawal.approval_role
     if not role or has_role(approver, role):
         return ""
-    approvers = approvers_of(approvals)
+    approvers = approvers_of(live_approvals(withdrawal))
     if _holders(approvers, role) == 0 and len(approvers) + 1 >= withdrawal.approval_quorum:
         return (
             f"This withdrawal needs a {role_label(role)} among its approvers, and only one "
@@ -484,7 +482,7 @@ def approval_context(
         "flags": red_flags(withdrawal, now=now) if pending else [],
         "usd": selectors.usd_value(asset=withdrawal.asset, amount=withdrawal.amount),
         "expires_at": withdrawal.expires_at,
-        "role_refusal": approval_refusal(withdrawal, live, viewer) if pending else "",
+        "role_refusal": approval_refusal(withdrawal, viewer) if pending else "",
     }
 
 

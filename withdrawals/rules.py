@@ -95,7 +95,7 @@ def approve_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
             "You proposed or approved this destination on the whitelist, so you cannot approve "
             "the first withdrawal to it. Another approver must."
         )
-    return policy.approval_refusal(withdrawal, policy.live_approvals(withdrawal), user)
+    return policy.approval_refusal(withdrawal, user)
 
 
 def reject_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
