@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django_otp import user_has_device
 
 # Paths reachable before the second factor: the login steps themselves, static files, health,
@@ -14,24 +16,26 @@ from django_otp import user_has_device
 OPEN_PREFIXES = ("/static/", "/healthz", "/metrics")
 
 
+@functools.cache
+def _open_paths(urlconf: str, script_prefix: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(exact paths, path prefixes) reachable before the second factor, per URLconf and script
+    prefix (``reverse`` reads the latter): resolved once, not on every request."""
+    exact = frozenset(
+        reverse(name, urlconf=urlconf)
+        for name in ("accounts:login", "accounts:verify", "accounts:enrol", "accounts:logout")
+    )
+    # An enrolment link is opened by someone who cannot sign in yet (accounts:enrol_link).
+    return exact, (*OPEN_PREFIXES, reverse("accounts:enrol", urlconf=urlconf))
+
+
 class RequireVerifiedUserMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self._open: tuple[set[str], str] | None = None
-
-    def _open_paths(self) -> tuple[set[str], str]:
-        # Reversed on the first request, not per request: five reverse() calls cost more than
-        # the rest of this check.
-        if self._open is None:
-            names = ("accounts:login", "accounts:verify", "accounts:enrol", "accounts:logout")
-            # An enrolment link is opened by someone who cannot sign in yet (enrol_link).
-            self._open = ({reverse(name) for name in names}, reverse("accounts:enrol"))
-        return self._open
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path
-        open_paths, enrol_links = self._open_paths()
-        if path in open_paths or path.startswith((*OPEN_PREFIXES, enrol_links)):
+        exact, prefixes = _open_paths(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
+        if path in exact or path.startswith(prefixes):
             return self.get_response(request)
         user = request.user
         if not user.is_authenticated:

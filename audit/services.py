@@ -42,9 +42,11 @@ def audit_event_record(
     """Append one event to the chain.
 
     The chain head row is locked, so concurrent appends serialise and ``seq`` has no gaps. When
-    the caller's transaction rolls back, the event and the head move back with it.
+    the caller's transaction rolls back, the event and the head move back with it. No savepoint
+    of its own: an append that fails must fail the change it records, never be caught and
+    committed without it (and each savepoint is two more round trips under the head's lock).
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
         user = actor if getattr(actor, "is_authenticated", False) else None
         event = AuditEvent(

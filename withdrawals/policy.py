@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.roles import APPROVER, has_role, role_label
@@ -254,9 +254,15 @@ def velocity_lock(withdrawal: WithdrawalRequest) -> None:
         f"venue:{withdrawal.venue_id}:{withdrawal.asset}",
         f"destination:{withdrawal.whitelisted_address_id}",
     )
-    for scope in scopes:
-        VelocityLock.objects.get_or_create(scope=scope)
-        VelocityLock.objects.select_for_update().get(scope=scope)
+    # One statement locks both, in the order of the tuple; a scope's row is created the first
+    # time it is used, and that creation is then locked like any other.
+    order = Case(*(When(scope=scope, then=Value(i)) for i, scope in enumerate(scopes)))
+    locked = VelocityLock.objects.select_for_update().filter(scope__in=scopes).order_by(order)
+    if len(locked) < len(scopes):
+        VelocityLock.objects.bulk_create(
+            [VelocityLock(scope=scope) for scope in scopes], ignore_conflicts=True
+        )
+        list(locked.all())
 
 
 def velocity_refusal(withdrawal: WithdrawalRequest, *, now: datetime) -> str:
@@ -280,27 +286,36 @@ def velocity_refusal(withdrawal: WithdrawalRequest, *, now: datetime) -> str:
 # --- quorum -------------------------------------------------------------------------------
 
 
+def live_approvals(withdrawal: WithdrawalRequest) -> QuerySet[Approval]:
+    """The approvals that count: not voided, and of the payload as it stands (a re-quote voids
+    earlier ones)."""
+    return withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
+
+
+def approvers_of(approvals: QuerySet[Approval]) -> set[int]:
+    """The distinct people behind ``approvals``: the quorum counts people, not rows."""
+    return set(approvals.values_list("approver_id", flat=True))
+
+
 def _holders(user_ids: Iterable[int], role: str) -> int:
     return get_user_model().objects.filter(pk__in=list(user_ids), groups__name=role).count()
 
 
 def quorum_met(withdrawal: WithdrawalRequest, approvals: QuerySet[Approval]) -> bool:
     """Enough distinct live approvals, one of them by a holder of the required role if any."""
-    approvers = set(approvals.values_list("approver_id", flat=True))
+    approvers = approvers_of(approvals)
     if len(approvers) < withdrawal.approval_quorum:
         return False
     return not withdrawal.approval_role or _holders(approvers, withdrawal.approval_role) > 0
 
 
-def approval_refusal(
-    withdrawal: WithdrawalRequest, approvals: QuerySet[Approval], approver: Any
-) -> str:
+def approval_refusal(withdrawal: WithdrawalRequest, approver: Any) -> str:
     """The last free place of the quorum is kept for the required role: without this, the
     quorum could fill up with approvers none of whom may complete it."""
     role = withdrawal.approval_role
     if not role or has_role(approver, role):
         return ""
-    approvers = set(approvals.values_list("approver_id", flat=True))
+    approvers = approvers_of(live_approvals(withdrawal))
     if _holders(approvers, role) == 0 and len(approvers) + 1 >= withdrawal.approval_quorum:
         return (
             f"This withdrawal needs a {role_label(role)} among its approvers, and only one "
@@ -312,12 +327,18 @@ def approval_refusal(
 # --- red flags ----------------------------------------------------------------------------
 
 
-def _policy_of(withdrawal: WithdrawalRequest) -> PolicyVersion:
+def policy_of(withdrawal: WithdrawalRequest) -> PolicyVersion:
     """The red-flag settings a withdrawal is judged by: its rule's version, else the one in force
     (a request from before the policy), else the defaults. Reads only: pages call this."""
-    if withdrawal.policy_rule is not None:
-        return withdrawal.policy_rule.policy
-    return selectors.policy_current() or PolicyVersion(number=0)
+    if withdrawal.policy_rule_id is None:
+        return selectors.policy_current() or PolicyVersion(number=0)
+    if not WithdrawalRequest.policy_rule.is_cached(withdrawal):
+        # The rule and its version in one read; the rule stays on the withdrawal for the
+        # velocity limits that read it next.
+        withdrawal.policy_rule = Rule.objects.select_related("policy").get(
+            pk=withdrawal.policy_rule_id
+        )
+    return withdrawal.policy_rule.policy
 
 
 def outside_business_hours(policy: PolicyVersion, *, now: datetime) -> bool:
@@ -327,33 +348,35 @@ def outside_business_hours(policy: PolicyVersion, *, now: datetime) -> bool:
     return not policy.business_hours_start <= local.hour < policy.business_hours_end
 
 
-def red_flags(withdrawal: WithdrawalRequest, *, now: datetime) -> list[RedFlag]:
+def red_flags(
+    withdrawal: WithdrawalRequest, *, now: datetime, judged_by: PolicyVersion | None = None
+) -> list[RedFlag]:
     """What an approver should look at twice, computed when the panel is shown and again, to be
-    recorded, when they approve."""
+    recorded, when they approve. ``judged_by``: ``policy_of(withdrawal)`` when already at hand."""
+    policy = judged_by or policy_of(withdrawal)
     flags = []
     released = WithdrawalRequest.objects.filter(
         whitelisted_address_id=withdrawal.whitelisted_address_id,
         state__in=APPROVED_OR_FURTHER,
     ).exclude(pk=withdrawal.pk)
-    if not released.exists():
+    amounts = list(
+        released.filter(asset=withdrawal.asset)
+        .order_by("-id")
+        .values_list("amount", flat=True)[:MEDIAN_HISTORY]
+    )
+    # Any amount of this asset already proves a payment; only without one is the rest asked.
+    if not amounts and not released.exists():
         flags.append(RedFlag(Flag.FIRST_PAYMENT, "Nothing has been sent to this address yet."))
-    else:
-        amounts = list(
-            released.filter(asset=withdrawal.asset)
-            .order_by("-id")
-            .values_list("amount", flat=True)[:MEDIAN_HISTORY]
-        )
-        policy = _policy_of(withdrawal)
-        if amounts:
-            median = statistics.median(amounts)
-            if withdrawal.amount > median * policy.median_multiple:
-                flags.append(
-                    RedFlag(
-                        Flag.ABOVE_MEDIAN,
-                        f"More than {policy.median_multiple.normalize():f} times the median "
-                        f"({Decimal(median).normalize():f} {withdrawal.asset}) sent here.",
-                    )
+    elif amounts:
+        median = statistics.median(amounts)
+        if withdrawal.amount > median * policy.median_multiple:
+            flags.append(
+                RedFlag(
+                    Flag.ABOVE_MEDIAN,
+                    f"More than {policy.median_multiple.normalize():f} times the median "
+                    f"({Decimal(median).normalize():f} {withdrawal.asset}) sent here.",
                 )
+            )
     created = withdrawal.created_at or now
     twins = (
         WithdrawalRequest.objects.filter(
@@ -393,7 +416,6 @@ def red_flags(withdrawal: WithdrawalRequest, *, now: datetime) -> list[RedFlag]:
                     f"{limit.quantity(limit.limit)} with this one.",
                 )
             )
-    policy = _policy_of(withdrawal)
     if outside_business_hours(policy, now=now):
         hours = f"{policy.business_hours_start}:00 to {policy.business_hours_end}:00"
         days = " on weekdays" if policy.weekdays_only else ""
@@ -406,12 +428,16 @@ def flags_recorded(flags: Iterable[RedFlag]) -> str:
 
 
 def review_time(
-    withdrawal: WithdrawalRequest, quote_fetched_at: datetime, *, now: datetime
+    withdrawal: WithdrawalRequest,
+    quote_fetched_at: datetime,
+    *,
+    now: datetime,
+    judged_by: PolicyVersion | None = None,
 ) -> tuple[Decimal, bool]:
     """(seconds from the approver's quote load to their approval, whether that is a rubber
     stamp). Measured on the server: the quote row is written when the page asks for it."""
     seconds = Decimal((now - quote_fetched_at).total_seconds()).quantize(Decimal("0.001"))
-    return seconds, seconds < _policy_of(withdrawal).rubber_stamp_seconds
+    return seconds, seconds < (judged_by or policy_of(withdrawal)).rubber_stamp_seconds
 
 
 # --- what the pages show ------------------------------------------------------------------
@@ -442,7 +468,7 @@ def approval_context(
     now = now or timezone.now()
     rule = withdrawal.policy_rule
     description = selectors.rule_description(rule) if rule is not None else "before the policy"
-    live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
+    live = live_approvals(withdrawal)
     pending = withdrawal.state == State.PENDING_APPROVAL
     return {
         "needs": _needs(
@@ -452,11 +478,11 @@ def approval_context(
             description,
         ),
         "policy_version": rule.policy.number if rule is not None else None,
-        "given": live.count(),
+        "given": len(approvers_of(live)),
         "flags": red_flags(withdrawal, now=now) if pending else [],
         "usd": selectors.usd_value(asset=withdrawal.asset, amount=withdrawal.amount),
         "expires_at": withdrawal.expires_at,
-        "role_refusal": approval_refusal(withdrawal, live, viewer) if pending else "",
+        "role_refusal": approval_refusal(withdrawal, viewer) if pending else "",
     }
 
 

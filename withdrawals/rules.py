@@ -47,8 +47,8 @@ def approvals_required(withdrawal: WithdrawalRequest) -> int:
 
 
 def approvals_given(withdrawal: WithdrawalRequest) -> int:
-    """Live approvals of the payload as it stands (a re-quote voids earlier ones)."""
-    return withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash).count()
+    """The distinct people behind the live approvals, as the quorum counts them."""
+    return len(policy.approvers_of(policy.live_approvals(withdrawal)))
 
 
 def pending_expires_at(withdrawal: WithdrawalRequest) -> datetime:
@@ -95,8 +95,7 @@ def approve_refusal(user: User, withdrawal: WithdrawalRequest) -> str:
             "You proposed or approved this destination on the whitelist, so you cannot approve "
             "the first withdrawal to it. Another approver must."
         )
-    live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
-    return policy.approval_refusal(withdrawal, live, user)
+    return policy.approval_refusal(withdrawal, user)
 
 
 def reject_refusal(user: User, withdrawal: WithdrawalRequest) -> str:

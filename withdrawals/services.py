@@ -439,10 +439,13 @@ def withdrawal_approve(
     at the quote, are recorded with the approval.
     """
     require_role(approver, APPROVER)
-    withdrawal = WithdrawalRequest.objects.get(pk=withdrawal_id)
+    withdrawal = WithdrawalRequest.objects.select_related("whitelisted_address").get(
+        pk=withdrawal_id
+    )
     _check_approvable(withdrawal, approver)
     # Before the code is checked: a refused quote must leave the code usable for the next try.
-    _confirmable_quote(withdrawal, quote_id, approver)
+    quote = _shown_quote(withdrawal, quote_id, approver)
+    _check_quote(withdrawal, quote)
     # Own transaction, committed before ours: a rollback below cannot undo throttle or replay.
     step = totp_code_verify(user=approver, code=code, ip=ip, purpose="withdrawal approval")
     with transaction.atomic():
@@ -452,14 +455,18 @@ def withdrawal_approve(
             raise WithdrawalError("The destination is no longer active on the whitelist.")
         if withdrawal.payload_hash != withdrawal.compute_payload_hash():
             raise WithdrawalError("The withdrawal changed after it was requested.")
-        quote = _confirmable_quote(withdrawal, quote_id, approver)
+        # The quote row is never changed once stored; the locked withdrawal may have been.
+        _check_quote(withdrawal, quote)
         now = timezone.now()
-        flags = policy.red_flags(withdrawal, now=now)
-        seconds, rubber_stamp = policy.review_time(withdrawal, quote.fetched_at, now=now)
+        judged = policy.policy_of(withdrawal)
+        flags = policy.red_flags(withdrawal, now=now, judged_by=judged)
+        seconds, rubber_stamp = policy.review_time(
+            withdrawal, quote.fetched_at, now=now, judged_by=judged
+        )
         approval = Approval.objects.create(
             withdrawal=withdrawal,
             approver=approver,
-            requester=withdrawal.requested_by,
+            requester_id=withdrawal.requested_by_id,
             payload_hash=withdrawal.payload_hash,
             quote=quote,
             totp_step=step,
@@ -468,12 +475,19 @@ def withdrawal_approve(
             review_seconds=seconds,
             rubber_stamp=rubber_stamp,
         )
-        live = withdrawal.approvals.filter(voided=False, payload_hash=withdrawal.payload_hash)
-        quorum_reached = policy.quorum_met(withdrawal, live)
+        quorum_reached = policy.quorum_met(withdrawal, policy.live_approvals(withdrawal))
         if quorum_reached:
             policy.velocity_lock(withdrawal)
             if refusal := policy.velocity_refusal(withdrawal, now=now):
                 raise WithdrawalError(refusal)
+            withdrawal.state = State.APPROVED
+            withdrawal.confirmed_quote = quote
+            withdrawal.approved_at = now
+            withdrawal.save(update_fields=["state", "confirmed_quote", "approved_at", "updated_at"])
+            _intent_open(withdrawal)
+            _on_commit_enqueue(tasks.submit_withdrawal, withdrawal.pk)
+        # Last write of the transaction: every audited write in the system waits for the chain
+        # head this takes, so it is held only from here to the commit.
         audit_event_record(
             action=AuditAction.WITHDRAWAL_APPROVED
             if quorum_reached
@@ -494,25 +508,33 @@ def withdrawal_approve(
                 "rubber_stamp": rubber_stamp,
             },
         )
-        if quorum_reached:
-            withdrawal.state = State.APPROVED
-            withdrawal.confirmed_quote = quote
-            withdrawal.approved_at = now
-            withdrawal.save(update_fields=["state", "confirmed_quote", "approved_at", "updated_at"])
-            SubmissionIntent.objects.update_or_create(
-                withdrawal=withdrawal,
-                defaults={"done_at": None, "not_before": None, "enqueued_at": timezone.now()},
-            )
-            _on_commit_enqueue(tasks.submit_withdrawal, withdrawal.pk)
     return withdrawal
 
 
-def _confirmable_quote(withdrawal: WithdrawalRequest, quote_id: Any, approver: User) -> Quote:
+def _intent_open(withdrawal: WithdrawalRequest) -> None:
+    """The submission outbox row, created or re-opened (a withdrawal sent back for a new quote
+    already has one) in one statement."""
+    SubmissionIntent.objects.bulk_create(
+        [
+            SubmissionIntent(
+                withdrawal=withdrawal, done_at=None, not_before=None, enqueued_at=timezone.now()
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["withdrawal"],
+        update_fields=["done_at", "not_before", "enqueued_at"],
+    )
+
+
+def _shown_quote(withdrawal: WithdrawalRequest, quote_id: Any, approver: User) -> Quote:
     try:
         # Only a quote this approver was shown: confirming a fee means having seen it.
-        quote = withdrawal.quotes.get(pk=int(quote_id), shown_to=approver)
+        return withdrawal.quotes.get(pk=int(quote_id), shown_to=approver)
     except (TypeError, ValueError, Quote.DoesNotExist):
         raise WithdrawalError("Get a fresh quote before approving.", field="quote") from None
+
+
+def _check_quote(withdrawal: WithdrawalRequest, quote: Quote) -> None:
     if quote.expires_at is not None and quote.expires_at <= timezone.now():
         raise WithdrawalError(
             f"The quote you saw expired at {quote.expires_at:%H:%M:%S} UTC. Get a fresh quote: "
@@ -524,7 +546,6 @@ def _confirmable_quote(withdrawal: WithdrawalRequest, quote_id: Any, approver: U
             f"The venue fee ({quote.fee.normalize():f}) is above the cap the requester agreed "
             f"({withdrawal.fee_cap.normalize():f}). The requester must re-quote."
         )
-    return quote
 
 
 def withdrawal_reject(

@@ -15,8 +15,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import tasks as audit_tasks
+from audit.actions import AuditAction
 from audit.services import audit_event_record
 from notifications.models import Kind, Notification
+from notifications.services import ROUTES, SILENT, routes_for
 from tests.factories import WithdrawalFactory, good_amount
 from withdrawals import services as withdrawal_services
 
@@ -139,7 +141,8 @@ def test_a_role_change_tells_the_overseers_and_the_person_concerned(everyone, um
 
 
 @pytest.mark.parametrize(
-    "action", ["venue.updated", "policy.limit_changed", "price.source_changed"]
+    "action",
+    [AuditAction.VENUE_UPDATED, AuditAction.POLICY_CHANGE_APPROVED, AuditAction.PRICE_SEEDED],
 )
 def test_every_configuration_change_reaches_admins_and_auditors(everyone, carol, venue, action):
     record(action, actor=carol, target=venue)
@@ -172,3 +175,16 @@ def test_the_cooling_off_message_names_the_veto_deadline(everyone, erin, address
     deadline = f"{address.active_from:%Y-%m-%d %H:%M} UTC"
     assert f"may veto it until {deadline}" in notification.body
     assert notification.link.endswith(f"/whitelist/{address.pk}/")
+
+
+@pytest.mark.parametrize("action", list(AuditAction))
+def test_every_catalogued_action_is_routed_or_deliberately_silent(action):
+    if action in SILENT:
+        assert routes_for(action) == ()
+    else:
+        assert ROUTES[action], f"{action} reaches nobody: route it, or list it in SILENT"
+
+
+def test_an_action_outside_the_catalogue_reaches_nobody(everyone, carol, venue):
+    record("venue.renamed_by_hand", actor=carol, target=venue)
+    assert not Notification.objects.exists()

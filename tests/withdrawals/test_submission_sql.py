@@ -44,7 +44,7 @@ def _statements(queries: list[dict[str, str]]) -> Counter[str]:
     return counted
 
 
-def test_one_submission_costs_31_statements(alice, bob, address, fresh_code, settings):
+def test_one_submission_costs_29_statements(alice, bob, address, fresh_code, settings):
     settings.VENUE_SANDBOX_SETTLE_SECONDS = 3600.0
     withdrawal = approved(create(alice, address), bob, fresh_code(bob))
 
@@ -55,8 +55,8 @@ def test_one_submission_costs_31_statements(alice, bob, address, fresh_code, set
     assert sandbox().count_withdrawals() == 1
     counted = _statements(ctx.captured_queries)
     assert counted == {
-        # Open the attempt, the fence, the outcome: each under the row lock (3 of the 4 reads of
-        # the withdrawal; the fourth is the notification's, below).
+        # Open the attempt, the fence, the outcome: each under the row lock (the 3 reads of the
+        # withdrawal).
         "INSERT withdrawals_submissionattempt": 1,
         "UPDATE withdrawals_submissionattempt": 2,  # sent_at in the fence; the outcome
         "UPDATE withdrawals_withdrawalrequest": 2,  # submitting; submitted
@@ -75,12 +75,13 @@ def test_one_submission_costs_31_statements(alice, bob, address, fresh_code, set
         # The evidence: every exchange of the send in one insert.
         "INSERT audit_venueexchange": 1,
         # The requester is told it was submitted, through the outbox in the same transaction:
-        # whose withdrawal, the notification and its recipient, their channels, the delivery.
-        "SELECT withdrawals_withdrawalrequest": 4,
-        "SELECT auth_user": 2,
+        # the requester (through the withdrawal, in one read), the notification and its
+        # recipient, their channels, the delivery.
+        "SELECT withdrawals_withdrawalrequest": 3,
+        "SELECT auth_user": 1,
         "INSERT notifications_notification": 1,
         "INSERT notifications_notification_recipients": 1,
         "SELECT notifications_preference": 1,
         "INSERT notifications_delivery": 1,
     }
-    assert sum(counted.values()) == 31
+    assert sum(counted.values()) == 29
