@@ -84,3 +84,27 @@ def test_one_submission_costs_29_statements(alice, bob, address, fresh_code, set
         "INSERT notifications_delivery": 1,
     }
     assert sum(counted.values()) == 29
+
+
+def test_the_status_poll_after_a_send_costs_7_statements(alice, bob, address, fresh_code, settings):
+    """Every withdrawal sent is polled once right after: the withdrawal is read to poll it and
+    again under its lock to record the answer, never more."""
+    settings.VENUE_SANDBOX_SETTLE_SECONDS = 3600.0
+    withdrawal = approved(create(alice, address), bob, fresh_code(bob))
+    with no_tasks():
+        services.withdrawal_submit(withdrawal_id=withdrawal.pk)
+
+    with CaptureQueriesContext(connection) as ctx, no_tasks():
+        services.withdrawal_status_refresh(withdrawal_id=withdrawal.pk)
+
+    withdrawal = reload(withdrawal)
+    assert withdrawal.state == State.SUBMITTED and withdrawal.last_checked_at is not None
+    assert _statements(ctx.captured_queries) == {
+        "SELECT withdrawals_withdrawalrequest": 2,  # what to poll; under the lock to record it
+        # Every reference the venue may list it under: its attempts', the submit journal's.
+        "SELECT withdrawals_submissionattempt": 1,
+        "SELECT venues_submitattempt": 1,
+        "UPDATE venues_apinonce": 1,
+        "UPDATE withdrawals_withdrawalrequest": 1,  # the venue's status, when it was checked
+        "INSERT audit_venueexchange": 1,  # the status changed (none → pending): its evidence
+    }
