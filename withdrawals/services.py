@@ -13,7 +13,7 @@ import enum
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +25,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.roles import APPROVER, REQUESTER, require_role
@@ -1162,13 +1162,10 @@ def _apply_venue_status(withdrawal: WithdrawalRequest, status: VenueStatus) -> N
     )
 
 
-def withdrawal_status_refresh(*, withdrawal_id: int) -> WithdrawalRequest:
-    """Poll the venue for one submitted withdrawal now (right after it was sent)."""
-    withdrawal = WithdrawalRequest.objects.get(pk=withdrawal_id)
-    withdrawal_statuses_refresh(
-        venue_id=withdrawal.venue_id, asset=withdrawal.asset, only=[withdrawal_id]
-    )
-    return WithdrawalRequest.objects.get(pk=withdrawal_id)
+def withdrawal_status_refresh(*, withdrawal_id: int) -> int:
+    """Poll the venue for one submitted withdrawal now (right after it was sent). Returns how
+    many withdrawals were polled (0 when it is no longer submitted)."""
+    return _statuses_poll(WithdrawalRequest.objects.filter(pk=withdrawal_id), every=True)
 
 
 def _status_due(withdrawal: WithdrawalRequest, now: datetime) -> bool:
@@ -1188,9 +1185,7 @@ def _references_of(withdrawal: WithdrawalRequest) -> set[str]:
     return known
 
 
-def withdrawal_statuses_refresh(
-    *, venue_id: int, asset: str, only: Sequence[int] | None = None
-) -> int:
+def withdrawal_statuses_refresh(*, venue_id: int, asset: str) -> int:
     """Poll one venue for every submitted withdrawal of one asset that is due, in one read of
     its history where the venue allows (``statuses``), and look in the same answer for a second
     venue withdrawal carrying one of our requests (a duplicate payment). Where our request id
@@ -1199,13 +1194,17 @@ def withdrawal_statuses_refresh(
 
     Returns how many withdrawals were polled. Evidence is kept for those whose status changed.
     """
-    now = timezone.now()
-    rows = WithdrawalRequest.objects.select_related("venue").filter(
-        state=State.SUBMITTED, venue_id=venue_id, asset=asset
+    return _statuses_poll(
+        WithdrawalRequest.objects.filter(venue_id=venue_id, asset=asset), every=False
     )
-    if only is not None:
-        rows = rows.filter(pk__in=only)
-    due = [w for w in rows.order_by("pk") if only is not None or _status_due(w, now)]
+
+
+def _statuses_poll(rows: QuerySet[WithdrawalRequest], *, every: bool) -> int:
+    """``withdrawal_statuses_refresh`` on ``rows`` (one venue and asset): those submitted and
+    due, or with ``every``, all those submitted."""
+    now = timezone.now()
+    rows = rows.select_related("venue").filter(state=State.SUBMITTED)
+    due = [w for w in rows.order_by("pk") if every or _status_due(w, now)]
     if not due:
         return 0
     references = {w.pk: _references_of(w) for w in due}
@@ -1219,7 +1218,7 @@ def withdrawal_statuses_refresh(
         if client.request_id_in_history:
             traces = {w.pk: client.traces(withdrawal_spec(w)) for w in due}
     except VenueError as exc:
-        logger.info("status of %s %s not available: %s", due[0].venue, asset, exc.message)
+        logger.info("status of %s %s not available: %s", due[0].venue, due[0].asset, exc.message)
         WithdrawalRequest.objects.filter(pk__in=[w.pk for w in due]).update(last_checked_at=now)
         return 0
     finally:

@@ -44,7 +44,7 @@ def _statements(queries: list[dict[str, str]]) -> Counter[str]:
     return counted
 
 
-def test_one_submission_costs_29_statements(alice, bob, address, fresh_code, settings):
+def test_one_submission_costs_27_statements(alice, bob, address, fresh_code, settings):
     settings.VENUE_SANDBOX_SETTLE_SECONDS = 3600.0
     withdrawal = approved(create(alice, address), bob, fresh_code(bob))
 
@@ -67,8 +67,8 @@ def test_one_submission_costs_29_statements(alice, bob, address, fresh_code, set
         "INSERT audit_auditevent": 2,
         "UPDATE audit_auditchainhead": 2,
         # The venue's own bookkeeping: one nonce per signed call (the saved-address check and
-        # the send), the submit journal before and after the send.
-        "SELECT venues_apinonce": 2,
+        # the send), each in one UPDATE ... RETURNING; the submit journal before and after the
+        # send.
         "UPDATE venues_apinonce": 2,
         "INSERT venues_submitattempt": 1,
         "UPDATE venues_submitattempt": 1,
@@ -84,4 +84,28 @@ def test_one_submission_costs_29_statements(alice, bob, address, fresh_code, set
         "SELECT notifications_preference": 1,
         "INSERT notifications_delivery": 1,
     }
-    assert sum(counted.values()) == 29
+    assert sum(counted.values()) == 27
+
+
+def test_the_status_poll_after_a_send_costs_7_statements(alice, bob, address, fresh_code, settings):
+    """Every withdrawal sent is polled once right after: the withdrawal is read to poll it and
+    again under its lock to record the answer, never more."""
+    settings.VENUE_SANDBOX_SETTLE_SECONDS = 3600.0
+    withdrawal = approved(create(alice, address), bob, fresh_code(bob))
+    with no_tasks():
+        services.withdrawal_submit(withdrawal_id=withdrawal.pk)
+
+    with CaptureQueriesContext(connection) as ctx, no_tasks():
+        services.withdrawal_status_refresh(withdrawal_id=withdrawal.pk)
+
+    withdrawal = reload(withdrawal)
+    assert withdrawal.state == State.SUBMITTED and withdrawal.last_checked_at is not None
+    assert _statements(ctx.captured_queries) == {
+        "SELECT withdrawals_withdrawalrequest": 2,  # what to poll; under the lock to record it
+        # Every reference the venue may list it under: its attempts', the submit journal's.
+        "SELECT withdrawals_submissionattempt": 1,
+        "SELECT venues_submitattempt": 1,
+        "UPDATE venues_apinonce": 1,
+        "UPDATE withdrawals_withdrawalrequest": 1,  # the venue's status, when it was checked
+        "INSERT audit_venueexchange": 1,  # the status changed (none → pending): its evidence
+    }
