@@ -834,12 +834,9 @@ def _attempt_open(
 def _payload_intact(withdrawal: WithdrawalRequest) -> bool:
     """The payload as it is now (venue account and URL included) is the one the approvals
     bound, and enough live approvals bind it."""
-    current = withdrawal.compute_payload_hash()
-    if current != withdrawal.payload_hash:
+    if withdrawal.compute_payload_hash() != withdrawal.payload_hash:
         return False
-    return policy.quorum_met(
-        withdrawal, withdrawal.approvals.filter(voided=False, payload_hash=current)
-    )
+    return policy.quorum_met(withdrawal, policy.live_approvals(withdrawal))
 
 
 def _send_blocker(withdrawal: WithdrawalRequest) -> _Result | None:
