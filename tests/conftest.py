@@ -221,8 +221,12 @@ def mallory_client(mallory, login):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup`` every integration test runs on one worker, one after another:
     they share the real Redis, which some of them stop and start, and a Celery worker that
-    would take another test's tasks. Everything else has its own database, sandbox files and
-    cache per worker, and spreads over the workers."""
+    would take another test's tasks. The bench tests stay together too, in their order: the
+    plan tests read the planner's choice on a table the bench test has just filled and
+    emptied, which a serial run has always given them. Everything else has its own database,
+    sandbox files and cache per worker, and spreads over the workers."""
     for item in items:
         if item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.xdist_group("stack"))
+        elif item.path.parent.name == "bench":
+            item.add_marker(pytest.mark.xdist_group("bench"))
