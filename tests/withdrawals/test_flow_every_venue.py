@@ -12,9 +12,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tests.factories import TotpClock, totp_code
 from venues.models import Venue
 from venues.registry import KINDS
 from venues.sandbox.registry import sandbox_for
@@ -24,29 +23,26 @@ from withdrawals.models import State, WithdrawalRequest
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _login(client, username: str) -> None:
+def _login(client, username: str, clock: TotpClock) -> None:
     user = User.objects.get(username=username)
-    device = TOTPDevice.objects.get(user=user, name="demo")
     response = client.post(
         "/accounts/login/", {"username": username, "password": "countersign-demo"}
     )
     assert response.status_code == 302 and "/accounts/verify/" in response["Location"]
-    code = f"{totp(device.bin_key, device.step, device.t0, device.digits):06d}"
+    code = totp_code(user, at=clock.time())
     assert client.post("/accounts/verify/", {"code": code}).status_code == 302
 
 
-def _next_code(username: str, monkeypatch) -> str:
-    """A code for the next time step, so login's step cannot count as a replay."""
-    device = TOTPDevice.objects.get(user__username=username, name="demo")
-    import time as time_module
-
-    later = time_module.time() + device.step
-    monkeypatch.setattr("django_otp.oath.time", lambda: later)
-    return f"{totp(device.bin_key, device.step, device.t0, device.digits):06d}"
+def _next_code(username: str, clock: TotpClock) -> str:
+    """A code of the next time step, so the sign-in's step cannot count as a replay. From the
+    clock the devices see: a code of the wall clock would be two steps ahead of it whenever the
+    test crosses a step boundary."""
+    clock.advance()
+    return totp_code(User.objects.get(username=username), at=clock.time())
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_request_approve_complete_through_the_pages(kind, client, monkeypatch):
+def test_request_approve_complete_through_the_pages(kind, client, totp_clock):
     call_command("seed_demo", verbosity=0)
     venue = Venue.objects.get(kind=kind)
     seed = sandbox_for(kind).seed(api_key=f"demo-{kind}-key", balance=Decimal("5000"))
@@ -56,7 +52,7 @@ def test_request_approve_complete_through_the_pages(kind, client, monkeypatch):
     if kind == "kucoin":
         form["fee_deduct_type"] = "INTERNAL"
 
-    _login(client, "alice")
+    _login(client, "alice", totp_clock)
     addresses = client.get(
         "/withdrawals/new/addresses/", {"venue": venue.pk}, HTTP_HX_REQUEST="true"
     )
@@ -73,13 +69,13 @@ def test_request_approve_complete_through_the_pages(kind, client, monkeypatch):
     assert withdrawal.state == State.PENDING_APPROVAL and withdrawal.amount == Decimal(amount)
 
     client.logout()
-    _login(client, "bob")
+    _login(client, "bob", totp_clock)
     panel = client.post(f"/withdrawals/{withdrawal.pk}/quote/", HTTP_HX_REQUEST="true")
     assert b"Confirm &amp; submit" in panel.content
     quote_id = re.search(rb'name="quote" value="(\d+)"', panel.content).group(1).decode()
     approved = client.post(
         f"/withdrawals/{withdrawal.pk}/approve/",
-        {"code": _next_code("bob", monkeypatch), "quote": quote_id},
+        {"code": _next_code("bob", totp_clock), "quote": quote_id},
         HTTP_HX_REQUEST="true",
     )
     assert approved.status_code == 204 and approved["HX-Redirect"]
