@@ -122,7 +122,8 @@ def _seed_withdrawals(
     quiet: bool,
 ) -> None:
     # Ids grow with created_at, two years back to now, as they would in production. Every
-    # state; one withdrawal in 100,000 is of 2M (the "amount >= 1M" figure).
+    # state; one withdrawal in 100,000 is of 2M (the "amount >= 1M" figure). The series is of
+    # bigints: g * 7919 leaves a 32-bit integer past 271,000 rows.
     sql = """
     INSERT INTO withdrawals_withdrawalrequest (
         request_id, asset, network, address, memo, venue_key, fee_deduct_type, amount, fee_cap,
@@ -143,7 +144,7 @@ def _seed_withdrawals(
         (%(venues)s::bigint[])[1 + g %% %(n_venues)s],
         (%(addresses)s::bigint[])[1 + g %% %(n_venues)s],
         0, '', 0, '', 1, ''
-    FROM generate_series(%(start)s, %(stop)s) AS g
+    FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
     """
     started = time.monotonic()
     for start in range(1, total + 1, BATCH):
@@ -211,7 +212,7 @@ def _seed_audit_events(cursor: object, total: int, requesters: list[int], quiet:
         (%(actions)s::text[])[1 + (g * 13) %% %(n_actions)s], 'withdrawal', (g / 5)::text,
         'bench event ' || g, '{}'::jsonb,
         md5((g - 1)::text) || md5((g - 1)::text || 'h'), md5(g::text) || md5(g::text || 'h')
-    FROM generate_series(%(start)s, %(stop)s) AS g
+    FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
     """
     last = first + total - 1
     started = time.monotonic()
