@@ -70,19 +70,21 @@ class QueueRow:
 
 
 QUEUE_SIZE = 20
+# What a line of the queue and of the history shows of a withdrawal (the history adds its state).
+_ROW_COLUMNS = (
+    "id",
+    "created_at",
+    "requested_by__username",
+    "venue__name",
+    "amount",
+    "asset",
+    "whitelisted_address__label",
+)
 
 
 def approval_queue_rows(*, user: Any, size: int = QUEUE_SIZE) -> list[QueueRow]:
     """The oldest ``size`` withdrawals waiting for ``user``'s approval, in one query."""
-    values = approval_queue_for(user=user).values_list(
-        "id",
-        "created_at",
-        "requested_by__username",
-        "venue__name",
-        "amount",
-        "asset",
-        "whitelisted_address__label",
-    )[:size]
+    values = approval_queue_for(user=user).values_list(*_ROW_COLUMNS)[:size]
     prefix, suffix = reverse("withdrawals:detail", args=[0]).rsplit("0", 1)
     now = timezone.now()
     return [
@@ -151,16 +153,7 @@ class HistoryRow:
     state_label: str
 
 
-_HISTORY_COLUMNS = (
-    "id",
-    "created_at",
-    "requested_by__username",
-    "venue__name",
-    "amount",
-    "asset",
-    "whitelisted_address__label",
-    "state",
-)
+_HISTORY_COLUMNS = (*_ROW_COLUMNS, "state")
 _STATE_LABELS = dict(State.choices)
 
 
