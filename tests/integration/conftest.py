@@ -165,6 +165,18 @@ class Process:
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def logged_since(self, offset: int) -> str:
+        """Everything logged after ``offset`` (from ``log_size``): a line searched for must not
+        scroll out of ``tail`` under a busy beat."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:

@@ -62,6 +62,7 @@ def test_a_worker_paused_past_its_lease_never_sends(
                 log=worker_b.tail,
             )
             assert sandbox.count_withdrawals() == 1
+            woke_at = worker_a.log_size()
             worker_a.resume()
             first = SubmissionAttempt.objects.filter(withdrawal=withdrawal, number=1)
             # A wakes: it finishes its attempt (superseded, nothing sent), or (prefork) its
@@ -70,7 +71,7 @@ def test_a_worker_paused_past_its_lease_never_sends(
                 "the paused attempt to end",
                 lambda: (
                     first.filter(finished_at__isnull=False).exists()
-                    or "Hard time limit" in worker_a.tail()
+                    or "Hard time limit" in worker_a.logged_since(woke_at)
                 ),
                 log=worker_a.tail,
             )

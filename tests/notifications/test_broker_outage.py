@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -48,6 +48,9 @@ def real_broker() -> Iterator[str]:
     url = os.environ.get("REDIS_URL", "")
     if not url or connection.vendor != "postgresql":
         pytest.fail('needs PostgreSQL and Redis: eval "$(scripts/services.sh env)" first')
+    # A database of its own on that server: the integration stack's beat and workers publish
+    # to the default one, and the queue counted here must hold only this test's messages.
+    url = urlunsplit(urlsplit(url)._replace(path="/15"))
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=url, task_always_eager=False)
     app._pool = None  # built on first publish, from the broker set here
