@@ -27,6 +27,16 @@ class State(models.TextChoices):
 FINAL_STATES = frozenset(
     {State.COMPLETED, State.FAILED, State.REJECTED, State.CANCELLED, State.EXPIRED}
 )
+# Money that has been released (or is being), whatever the venue made of it since: what the
+# velocity limits count and what a destination's payment history is. A failed, rejected,
+# cancelled or expired withdrawal moved nothing.
+APPROVED_OR_FURTHER = (
+    State.APPROVED,
+    State.SUBMITTING,
+    State.SUBMITTED,
+    State.COMPLETED,
+    State.OUTCOME_UNKNOWN,
+)
 # States in which the venue holds (or may hold) the withdrawal and we poll it.
 TRACKED_STATES = frozenset({State.SUBMITTED, State.OUTCOME_UNKNOWN, State.SUBMITTING})
 
@@ -119,6 +129,14 @@ class WithdrawalRequest(models.Model):
             models.Index(fields=["requested_by", "-id"], name="withdrawal_requester_id_idx"),
             # A date range pages on (created_at, id) instead: range and order in one stretch.
             models.Index(fields=["-created_at", "-id"], name="withdrawal_created_id_idx"),
+            # A destination's payments, newest first: every approval reads them for its red
+            # flags (first payment, the median), and without this walked the whole table
+            # backwards for a destination with few of them.
+            models.Index(
+                fields=["whitelisted_address", "asset", "-id"],
+                name="withdrawal_released_to_idx",
+                condition=models.Q(state__in=APPROVED_OR_FURTHER),
+            ),
         ]
         permissions = [
             ("request_withdrawal", "Can request withdrawals"),

@@ -30,17 +30,8 @@ from policies.models import PolicyVersion, Rule, VelocityLock
 from venues.models import Venue
 from whitelist.models import WhitelistedAddress
 
-from .models import Approval, State, WithdrawalRequest
+from .models import APPROVED_OR_FURTHER, Approval, State, WithdrawalRequest
 
-# What velocity counts: money that has been released (or is being), whatever the venue made
-# of it since. A failed, rejected, cancelled or expired withdrawal moved nothing.
-APPROVED_OR_FURTHER = (
-    State.APPROVED,
-    State.SUBMITTING,
-    State.SUBMITTED,
-    State.COMPLETED,
-    State.OUTCOME_UNKNOWN,
-)
 WINDOW = timedelta(hours=24)
 NEAR_LIMIT = Decimal("0.8")
 MEDIAN_HISTORY = 200
@@ -247,14 +238,24 @@ def request_refusal(
 
 
 def velocity_lock(withdrawal: WithdrawalRequest) -> None:
-    """Serialise everyone granting use of this withdrawal's limit scopes, in one fixed order
+    """Serialise everyone granting use of this withdrawal's limited scopes, in one fixed order
     (venue and asset, then destination) so two lockers never wait on each other. Call inside
-    the transaction that counts and then moves the withdrawal to ``approved``."""
-    scopes = (
-        f"venue:{withdrawal.venue_id}:{withdrawal.asset}",
-        f"destination:{withdrawal.whitelisted_address_id}",
-    )
-    # One statement locks both, in the order of the tuple; a scope's row is created the first
+    the transaction that counts and then moves the withdrawal to ``approved``.
+
+    Only the scopes its rule limits are locked: an approval that counts nothing in a scope
+    has nothing to keep consistent there, and whichever way it interleaves with one that does
+    count, the outcome is one the lock would also allow (that one before it, or after it)."""
+    rule = withdrawal.policy_rule
+    if rule is None:
+        return
+    scopes = []
+    if rule.daily_amount is not None or rule.daily_count is not None:
+        scopes.append(f"venue:{withdrawal.venue_id}:{withdrawal.asset}")
+    if rule.destination_daily_amount is not None or rule.destination_daily_count is not None:
+        scopes.append(f"destination:{withdrawal.whitelisted_address_id}")
+    if not scopes:
+        return
+    # One statement locks them, in the order of the list; a scope's row is created the first
     # time it is used, and that creation is then locked like any other.
     order = Case(*(When(scope=scope, then=Value(i)) for i, scope in enumerate(scopes)))
     locked = VelocityLock.objects.select_for_update().filter(scope__in=scopes).order_by(order)

@@ -152,6 +152,19 @@ def _lock(withdrawal_id: int) -> WithdrawalRequest:
     )
 
 
+def _lock_for_approval(withdrawal_id: int) -> WithdrawalRequest:
+    """``_lock`` without the venue and destination rows: approvals of different withdrawals to
+    one destination would otherwise queue one behind the other for their whole transaction.
+    The two rows are read as committed when this statement starts. A revocation or a venue
+    change that commits after that cannot move money: the send checks the destination and the
+    payload again under its own lock on both before anything leaves."""
+    return (
+        WithdrawalRequest.objects.select_for_update(of=("self",))
+        .select_related("venue", "whitelisted_address")
+        .get(pk=withdrawal_id)
+    )
+
+
 def _lock_for_send(withdrawal_id: int) -> WithdrawalRequest:
     """``_lock`` for the submission path: the same rows locked (the withdrawal, its venue and
     its address), and the confirmed quote and the address's venue read in the same statement,
@@ -449,7 +462,7 @@ def withdrawal_approve(
     # Own transaction, committed before ours: a rollback below cannot undo throttle or replay.
     step = totp_code_verify(user=approver, code=code, ip=ip, purpose="withdrawal approval")
     with transaction.atomic():
-        withdrawal = _lock(withdrawal_id)
+        withdrawal = _lock_for_approval(withdrawal_id)
         _check_approvable(withdrawal, approver)
         if withdrawal.whitelisted_address.state != AddressState.ACTIVE:
             raise WithdrawalError("The destination is no longer active on the whitelist.")

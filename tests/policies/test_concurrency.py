@@ -2,9 +2,8 @@
 check (a distinct approver, a fresh code, a quote they were shown, a pending withdrawal that
 fits the limit on its own), and exactly as many withdrawals as the limit allows get through.
 
-The withdrawal's own row lock (``services._lock``) also locks its venue and address rows
-through its join today; the scope lock must not depend on that, so each case runs a second
-time with that lock narrowed to the withdrawal row alone.
+The approval locks its withdrawal's row alone (not its venue or destination), so the scope
+lock is all that stands between them.
 
 Runs in the PostgreSQL pass (marker ``postgresql``); SQLite has no row locks to test.
 """
@@ -73,15 +72,6 @@ def together(calls: list[Callable[[], object]]) -> list[BaseException]:
     return errors
 
 
-def lock_withdrawal_row_only(withdrawal_id: int) -> WithdrawalRequest:
-    return (
-        WithdrawalRequest.objects.select_for_update(of=("self",))
-        .select_related("venue", "whitelisted_address")
-        .get(pk=withdrawal_id)
-    )
-
-
-@pytest.mark.parametrize("row_lock", ["as is", "withdrawal row only"])
 @pytest.mark.parametrize(
     "limit",
     [
@@ -92,10 +82,8 @@ def lock_withdrawal_row_only(withdrawal_id: int) -> WithdrawalRequest:
     ids=["count per venue and asset", "count per destination", "amount per venue and asset"],
 )
 def test_concurrent_final_approvals_pass_exactly_as_many_as_the_limit_allows(
-    alice, address, totp_clock, limit, row_lock, monkeypatch
+    alice, address, totp_clock, limit
 ):
-    if row_lock == "withdrawal row only":
-        monkeypatch.setattr(services, "_lock", lock_withdrawal_row_only)
     amount = good_amount(address.venue)
     if "daily_amount" in limit:
         limit = {"daily_amount": amount * ALLOWED + amount / 2}

@@ -61,12 +61,17 @@ UNDER_THE_LOCK = {
     "SELECT notifications_preference": 1,
     "INSERT notifications_delivery": 1,
 }
-# The approval that reaches the quorum also locks the velocity scopes (one statement), moves
-# the withdrawal to approved and opens the submission intent (one upsert).
+# The approval that reaches the quorum also moves the withdrawal to approved and opens the
+# submission intent (one upsert).
 QUORUM = {
-    "SELECT policies_velocitylock": 1,
     "UPDATE withdrawals_withdrawalrequest": 1,
     "INSERT withdrawals_submissionintent": 1,
+}
+# Under a rule with a 24 h limit: the red flags read the scope's window to say whether this one
+# comes near it, and the final approval locks the scope (one statement) and counts it again.
+VELOCITY = {
+    "SELECT withdrawals_withdrawalrequest": 2,
+    "SELECT policies_velocitylock": 1,
 }
 
 
@@ -107,7 +112,7 @@ def _total(*parts: dict[str, int]) -> Counter[str]:
     return total
 
 
-def test_the_approval_that_reaches_the_quorum_costs_28_statements(
+def test_the_approval_that_reaches_the_quorum_costs_27_statements(
     alice, bob, bob_client, address, fresh_code
 ):
     policy_install()
@@ -119,7 +124,24 @@ def test_the_approval_that_reaches_the_quorum_costs_28_statements(
     assert reload(withdrawal).state == State.APPROVED
     assert SubmissionIntent.objects.filter(withdrawal=withdrawal, done_at=None).exists()
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK, QUORUM)
-    assert counted.total() == 28
+    assert counted.total() == 27
+    # A rule that limits nothing takes no velocity lock: approvals to one destination must
+    # not queue behind each other for a count nobody makes.
+    assert "SELECT policies_velocitylock" not in counted
+
+
+def test_under_a_destination_limit_the_final_approval_locks_and_counts_its_scope(
+    alice, bob, bob_client, address, fresh_code
+):
+    policy_install({"destination_daily_count": 10})
+    _earlier_payment(alice, address, [bob], fresh_code)
+    withdrawal = create(alice, address)
+
+    counted = _approve_counted(bob_client, withdrawal, bob, fresh_code(bob))
+
+    assert reload(withdrawal).state == State.APPROVED
+    assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK, QUORUM, VELOCITY)
+    assert counted.total() == 30
 
 
 def test_an_approval_short_of_the_quorum_costs_25_statements(
