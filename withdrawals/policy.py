@@ -349,6 +349,15 @@ def outside_business_hours(policy: PolicyVersion, *, now: datetime) -> bool:
     return not policy.business_hours_start <= local.hour < policy.business_hours_end
 
 
+def released_to_destination(withdrawal: WithdrawalRequest) -> QuerySet[WithdrawalRequest]:
+    """The other withdrawals that released money to this one's destination: its payment
+    history, read by every approval (``withdrawal_released_to_idx`` serves it)."""
+    return WithdrawalRequest.objects.filter(
+        whitelisted_address_id=withdrawal.whitelisted_address_id,
+        state__in=APPROVED_OR_FURTHER,
+    ).exclude(pk=withdrawal.pk)
+
+
 def red_flags(
     withdrawal: WithdrawalRequest, *, now: datetime, judged_by: PolicyVersion | None = None
 ) -> list[RedFlag]:
@@ -356,10 +365,7 @@ def red_flags(
     recorded, when they approve. ``judged_by``: ``policy_of(withdrawal)`` when already at hand."""
     policy = judged_by or policy_of(withdrawal)
     flags = []
-    released = WithdrawalRequest.objects.filter(
-        whitelisted_address_id=withdrawal.whitelisted_address_id,
-        state__in=APPROVED_OR_FURTHER,
-    ).exclude(pk=withdrawal.pk)
+    released = released_to_destination(withdrawal)
     amounts = list(
         released.filter(asset=withdrawal.asset)
         .order_by("-id")

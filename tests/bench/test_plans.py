@@ -11,6 +11,7 @@ from django.db import connection
 from oversight.selectors import audit_events_filtered
 from tests.factories import WithdrawalFactory
 from venues.models import Venue
+from withdrawals import policy
 from withdrawals.selectors import withdrawal_history_query, withdrawals_filtered
 
 pytestmark = pytest.mark.postgresql
@@ -46,6 +47,15 @@ def _plan(qs, *, ordered: bool = False) -> str:
 def test_withdrawal_history_filters_use_their_index(dave, alice, filters, expected):
     qs = withdrawals_filtered(user=dave, filters=filters).order_by("-id")[:51]
     assert expected in _plan(qs)
+
+
+def test_a_destinations_payment_history_reads_its_own_index(db):
+    """Every approval reads the destination's last payments of the asset, newest first (the
+    median red flag): without its index this walked the whole table backwards."""
+    withdrawal = WithdrawalFactory()
+    history = policy.released_to_destination(withdrawal)
+    newest_first = history.filter(asset=withdrawal.asset).order_by("-id")[: policy.MEDIAN_HISTORY]
+    assert "withdrawal_released_to_idx" in _plan(newest_first, ordered=True)
 
 
 def test_audit_action_prefix_uses_the_pattern_index(db):
