@@ -6,11 +6,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, models, transaction
+from django.db.models import Max
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .chain import GENESIS, ChainReport, chain_walk, event_content, event_digest
 from .checkpoints import Checkpoint, checkpoint_gap
 from .models import AuditChainHead, AuditEvent, ChainCheck
+
+# Sent inside an append's transaction, before the chain head is taken, with the event about to
+# be appended (``event``: no seq or hash yet, and an id only once a receiver reserves one with
+# ``audit_event_id_reserve``). Receivers write what refers to the event (its notifications): it
+# shares the fate of the change, and the head is not held while they do.
+event_appending = Signal()
 
 _VERIFY_CHUNK = 2000
 _HASHED_FIELDS = (
@@ -45,28 +53,49 @@ def audit_event_record(
     the caller's transaction rolls back, the event and the head move back with it. No savepoint
     of its own: an append that fails must fail the change it records, never be caught and
     committed without it (and each savepoint is two more round trips under the head's lock).
+
+    Every audited write in the system waits for the head, so it is taken last and held only
+    for the event itself: what refers to the event (``event_appending``) is written first.
     """
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    event = AuditEvent(
+        created_at=timezone.now(),
+        actor=user,
+        actor_name=actor_name or (user.get_username() if user else "system"),
+        ip=ip or None,
+        action=action,
+        object_type=target._meta.model_name if target is not None else "",
+        object_id=str(target.pk) if target is not None else "",
+        message=message[:500],
+        data=json_safe(data or {}),
+    )
     with transaction.atomic(savepoint=False):
+        event_appending.send(sender=AuditEvent, event=event)
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
-        user = actor if getattr(actor, "is_authenticated", False) else None
-        event = AuditEvent(
-            seq=head.seq + 1,
-            created_at=timezone.now(),
-            actor=user,
-            actor_name=actor_name or (user.get_username() if user else "system"),
-            ip=ip or None,
-            action=action,
-            object_type=target._meta.model_name if target is not None else "",
-            object_id=str(target.pk) if target is not None else "",
-            message=message[:500],
-            data=json_safe(data or {}),
-            prev_hash=head.hash,
-        )
+        event.seq, event.prev_hash = head.seq + 1, head.hash
         event.hash = event_digest(prev_hash=head.hash, content=event_content(event))
         event.save(force_insert=True)
         head.seq, head.hash = event.seq, event.hash
         head.save(update_fields=["seq", "hash"])
         return event
+
+
+def audit_event_id_reserve(*, event: AuditEvent) -> int:
+    """The id ``event`` will be written with, for an ``event_appending`` receiver that writes
+    rows referring to it before it exists (foreign keys are checked at commit). PostgreSQL
+    draws it from the table's sequence, outside any lock. SQLite takes the write lock at the
+    start of every transaction (``transaction_mode`` IMMEDIATE, in settings), so the next after
+    the largest is this transaction's alone."""
+    if event.pk is None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [AuditEvent._meta.db_table]
+                )
+                event.pk = cursor.fetchone()[0]
+        else:
+            event.pk = (AuditEvent.objects.aggregate(largest=Max("id"))["largest"] or 0) + 1
+    return event.pk
 
 
 def json_safe(value: Any) -> Any:

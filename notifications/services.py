@@ -29,6 +29,7 @@ from django.utils import timezone
 from accounts.roles import APPROVER, AUDITOR, USER_ADMIN, WHITELIST_ADMIN
 from audit.actions import AuditAction
 from audit.models import AuditEvent
+from audit.services import audit_event_id_reserve
 from withdrawals.models import WithdrawalRequest
 
 from . import selectors, tasks
@@ -173,6 +174,8 @@ def event_notify(*, event: AuditEvent) -> list[Notification]:
         if not people:
             continue
         message = event_message(event=event, kind=route.kind)
+        # The event is written after this, under the chain head's lock (see audit_event_record).
+        audit_event_id_reserve(event=event)
         notifications.append(
             notification_create(
                 kind=route.kind,

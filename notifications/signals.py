@@ -1,5 +1,6 @@
 """Every audit event is written in the transaction of the change it records: notifications
-written here share that transaction's fate."""
+written here, just before the event itself (``audit.services.event_appending``), share that
+transaction's fate."""
 
 from __future__ import annotations
 
@@ -10,6 +11,5 @@ from audit.models import AuditEvent
 from .services import event_notify
 
 
-def audit_event_notify(sender: Any, instance: AuditEvent, created: bool, **kwargs: Any) -> None:
-    if created and not kwargs.get("raw"):
-        event_notify(event=instance)
+def audit_event_notify(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
+    event_notify(event=event)

@@ -11,7 +11,8 @@ from unittest import mock
 
 import pytest
 from django.core import mail
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -46,6 +47,29 @@ def test_a_committed_request_emails_the_approver_once(alice, bob, address):
     delivery = Delivery.objects.get()
     assert (delivery.user, delivery.status, delivery.attempts) == (bob, DeliveryStatus.SENT, 1)
     assert [m.to for m in mail.outbox] == [[bob.email]]
+
+
+def test_the_notification_is_written_before_its_event_takes_the_chain_head(alice, bob, address):
+    """Every audited write in the system waits for the chain head. Written while holding it,
+    the notification's statements made twenty approvals at once queue for a second; now the
+    head is held for the event alone, and the notification still refers to that event."""
+    request(alice, address)  # the steady state: the chain has a head row to lock
+    with CaptureQueriesContext(connection) as ctx:
+        withdrawal = request(alice, address)
+
+    written = [" ".join(q["sql"].split()[:3]) for q in ctx.captured_queries]
+    notified = next(i for i, sql in enumerate(written) if '"notifications_notification"' in sql)
+    head = next(
+        i for i, sql in enumerate(written[notified:], notified) if "audit_auditchainhead" in sql
+    )
+    assert written[head].startswith("SELECT")
+    assert written[head + 1 : head + 3] == [
+        'INSERT INTO "audit_auditevent"',
+        'UPDATE "audit_auditchainhead" SET',
+    ]
+    notification = Notification.objects.get(object_id=str(withdrawal.pk))
+    assert notification.event.action == "withdrawal.requested"
+    assert notification.event.object_id == str(withdrawal.pk)
 
 
 def test_a_rolled_back_change_leaves_no_notification_and_sends_nothing(alice, bob, address):

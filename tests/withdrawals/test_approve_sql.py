@@ -4,7 +4,7 @@ times over. A new statement in the approve path must be a deliberate change here
 
 The safety checks are counted too, so none disappears unnoticed: the approver's refusals are
 checked before the code is spent and again under the row lock, the code is consumed in its own
-transaction, and the audit event (with the requester's notification) is the last write.
+transaction, and the audit event is the last write (after the requester's notification).
 """
 
 from __future__ import annotations
@@ -45,13 +45,15 @@ BEFORE_THE_LOCK = {
 }
 # Under the row lock: the lock, the earlier approval again, the red flags (this destination's
 # history, near duplicates, the rule and its policy version), the approval, the distinct live
-# approvers; last, the audit event (head, event, head) and the requester's notification (who,
-# the notification, its recipient, their channels, the email delivery).
+# approvers; last, the requester's notification (who, the audit event's id reserved, the
+# notification, its recipient, their channels, the email delivery) and then the audit event
+# (head, event, head): the chain head, which every audited write waits for, is taken last.
 UNDER_THE_LOCK = {
     "SELECT withdrawals_withdrawalrequest": 1 + 2,
     "SELECT withdrawals_approval": 1 + 1,
     "SELECT policies_rule": 1,
     "INSERT withdrawals_approval": 1,
+    "SELECT audit_auditevent": 1,
     "SELECT audit_auditchainhead": 1,
     "INSERT audit_auditevent": 1,
     "UPDATE audit_auditchainhead": 1,
@@ -112,7 +114,7 @@ def _total(*parts: dict[str, int]) -> Counter[str]:
     return total
 
 
-def test_the_approval_that_reaches_the_quorum_costs_27_statements(
+def test_the_approval_that_reaches_the_quorum_costs_28_statements(
     alice, bob, bob_client, address, fresh_code
 ):
     policy_install()
@@ -124,7 +126,7 @@ def test_the_approval_that_reaches_the_quorum_costs_27_statements(
     assert reload(withdrawal).state == State.APPROVED
     assert SubmissionIntent.objects.filter(withdrawal=withdrawal, done_at=None).exists()
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK, QUORUM)
-    assert counted.total() == 27
+    assert counted.total() == 28
     # A rule that limits nothing takes no velocity lock: approvals to one destination must
     # not queue behind each other for a count nobody makes.
     assert "SELECT policies_velocitylock" not in counted
@@ -141,10 +143,10 @@ def test_under_a_destination_limit_the_final_approval_locks_and_counts_its_scope
 
     assert reload(withdrawal).state == State.APPROVED
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK, QUORUM, VELOCITY)
-    assert counted.total() == 30
+    assert counted.total() == 31
 
 
-def test_an_approval_short_of_the_quorum_costs_25_statements(
+def test_an_approval_short_of_the_quorum_costs_26_statements(
     alice, bob, bianca, bob_client, address, fresh_code
 ):
     policy_install({"quorum": 2})
@@ -157,7 +159,7 @@ def test_an_approval_short_of_the_quorum_costs_25_statements(
     assert Approval.objects.filter(withdrawal=withdrawal, approver=bob).exists()
     assert AuditEvent.objects.filter(action="withdrawal.approval_added").exists()
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK)
-    assert counted.total() == 25
+    assert counted.total() == 26
 
 
 def test_the_audit_event_is_the_last_write_of_the_approval(
