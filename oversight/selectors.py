@@ -11,12 +11,12 @@ from typing import Any
 
 from django.db.models import BigIntegerField, CharField, Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast, TruncDate
-from django.urls import reverse
 from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.selectors import audit_events_for, date_range_q
+from core.urls import url_for_each
 from whitelist.models import WhitelistedAddress
 from withdrawals.models import State, WithdrawalRequest
 
@@ -122,7 +122,7 @@ _EVENT_COLUMNS = (
 
 def _event_rows(values: list[tuple[Any, ...]]) -> list[EventRow]:
     # One reverse() and one time zone for the page: per row they cost more than the query.
-    prefix, suffix = reverse("audit:evidence", args=[0]).rsplit("0", 1)
+    evidence_url = url_for_each("audit:evidence")
     zone = timezone.get_current_timezone()
     return [
         EventRow(
@@ -134,7 +134,7 @@ def _event_rows(values: list[tuple[Any, ...]]) -> list[EventRow]:
             action_label=AuditAction.label_of(action),
             object_type=object_type,
             object_id=object_id,
-            evidence_url=f"{prefix}{object_id}{suffix}"
+            evidence_url=evidence_url(object_id)
             if object_type == WITHDRAWAL_TYPE and object_id.isdigit()
             else "",
             message=message,

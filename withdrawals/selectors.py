@@ -9,13 +9,14 @@ from django.contrib.auth import get_user_model
 from django.db.models import F, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.fields.tuple_lookups import Tuple
 from django.db.models.lookups import LessThan
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from accounts.roles import APPROVER, AUDITOR, has_role
 from audit.models import AuditEvent
 from audit.selectors import audit_events_for, date_range_q
+from core.templatetags.display import amount as amount_text
+from core.urls import url_for_each
 
 from . import rules
 from .models import (
@@ -85,16 +86,16 @@ _ROW_COLUMNS = (
 def approval_queue_rows(*, user: Any, size: int = QUEUE_SIZE) -> list[QueueRow]:
     """The oldest ``size`` withdrawals waiting for ``user``'s approval, in one query."""
     values = approval_queue_for(user=user).values_list(*_ROW_COLUMNS)[:size]
-    prefix, suffix = reverse("withdrawals:detail", args=[0]).rsplit("0", 1)
+    url = url_for_each("withdrawals:detail")
     now = timezone.now()
     return [
         QueueRow(
             pk=pk,
-            url=f"{prefix}{pk}{suffix}",
+            url=url(pk),
             age=timesince(created_at, now),
             requester=requester,
             venue=venue,
-            amount=f"{amount.normalize():,f} {asset}",
+            amount=amount_text(amount, asset),
             to=to or "",
         )
         for pk, created_at, requester, venue, amount, asset, to in values
@@ -159,18 +160,16 @@ _STATE_LABELS = dict(State.choices)
 
 def _history_rows(values: list[tuple[Any, ...]]) -> list[HistoryRow]:
     # One reverse() and one time zone for the page: per row they cost more than the query.
-    prefix, suffix = reverse("withdrawals:detail", args=[0]).rsplit("0", 1)
+    url = url_for_each("withdrawals:detail")
     zone = timezone.get_current_timezone()
     return [
         HistoryRow(
             pk=pk,
-            url=f"{prefix}{pk}{suffix}",
+            url=url(pk),
             created=created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             requester=requester,
             venue=venue,
-            # normalize() alone turns 100.00 into 1E+2; the "f" format keeps a plain number,
-            # thousands separated as everywhere else (core.templatetags.display.amount).
-            amount=f"{amount.normalize():,f}",
+            amount=amount_text(amount),
             asset=asset,
             to=to or "",
             state=state,
