@@ -152,14 +152,19 @@ def _lock(withdrawal_id: int) -> WithdrawalRequest:
     )
 
 
-def _lock_for_send(withdrawal_id: int) -> WithdrawalRequest:
+def _lock_for_send(withdrawal_id: int, *, opening: bool = False) -> WithdrawalRequest:
     """``_lock`` for the submission path: the same rows locked (the withdrawal, its venue and
-    its address), and the confirmed quote and the address's venue read in the same statement,
-    since every step of a send checks them. The quote is outer-joined, which PostgreSQL cannot
-    lock; nothing changes a quote once stored."""
+    its address), and the confirmed quote read in the same statement, since every step of a
+    send checks it. The quote is outer-joined, which PostgreSQL cannot lock; nothing changes a
+    quote once stored.
+
+    ``opening``: the address's venue too, for the saved-address check that follows the opening
+    of an attempt. The fence and the outcome never read it, and each table joined costs about
+    0.6 ms of CPU to compile and load, three times per withdrawal."""
+    related = ("venue", "whitelisted_address__venue" if opening else "whitelisted_address")
     return (
         WithdrawalRequest.objects.select_for_update(of=("self", "venue", "whitelisted_address"))
-        .select_related("venue", "whitelisted_address__venue", "confirmed_quote")
+        .select_related(*related, "confirmed_quote")
         .get(pk=withdrawal_id)
     )
 
@@ -864,7 +869,7 @@ def withdrawal_submit(*, withdrawal_id: int) -> WithdrawalRequest:
     ``approved`` to ``submitting`` opens an attempt; every other caller returns at once.
     """
     with transaction.atomic():
-        withdrawal = _lock_for_send(withdrawal_id)
+        withdrawal = _lock_for_send(withdrawal_id, opening=True)
         if withdrawal.state != State.APPROVED:
             return withdrawal
         attempt = _attempt_open(withdrawal)
