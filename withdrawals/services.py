@@ -1178,12 +1178,22 @@ def _status_due(withdrawal: WithdrawalRequest, now: datetime) -> bool:
     return withdrawal.last_checked_at + timedelta(seconds=status_poll_delay(pending)) <= now
 
 
-def _references_of(withdrawal: WithdrawalRequest) -> set[str]:
-    """Every venue reference we know for this withdrawal: the one it is booked under, those
-    its attempts were answered with, and those the submit journal recorded."""
-    known = {withdrawal.venue_reference} if withdrawal.venue_reference else set()
-    known |= set(withdrawal.attempts.exclude(reference="").values_list("reference", flat=True))
-    known |= set(SubmitJournal(withdrawal.venue.kind).references(withdrawal.request_id))
+def _references_of(due: list[WithdrawalRequest]) -> dict[int, set[str]]:
+    """Every venue reference we know for each of ``due`` (withdrawals at one venue): the one it
+    is booked under, those its attempts were answered with, and those the submit journal
+    recorded. Two reads for the whole batch, however many are due."""
+    known = {w.pk: {w.venue_reference} if w.venue_reference else set() for w in due}
+    answered = (
+        SubmissionAttempt.objects.filter(withdrawal__in=due)
+        .exclude(reference="")
+        .values_list("withdrawal_id", "reference")
+    )
+    for pk, reference in answered:
+        known[pk].add(reference)
+    by_request = {w.request_id: w.pk for w in due}
+    journal = SubmitJournal(due[0].venue.kind)
+    for request_id, reference in journal.references_by_request(list(by_request)):
+        known[by_request[request_id]].add(reference)
     return known
 
 
@@ -1209,7 +1219,7 @@ def _statuses_poll(rows: QuerySet[WithdrawalRequest], *, every: bool) -> int:
     due = [w for w in rows.order_by("pk") if every or _status_due(w, now)]
     if not due:
         return 0
-    references = {w.pk: _references_of(w) for w in due}
+    references = _references_of(due)
     recorder = ExchangeRecorder()
     client = client_for(due[0].venue, exchange_log=recorder, purpose=Purpose.STATUS)
     traces: dict[int, list[VenueStatus]] = {}
