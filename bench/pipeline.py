@@ -65,6 +65,11 @@ class PipelineRun:
     latency_p95: float
     worker_cpu_ms: float  # the workers' CPU per withdrawal, start-up excluded
     sandbox_cpu_ms: float  # this process's (the sandbox server's, mostly) per withdrawal
+    # Each send enqueues a status poll a second later, behind the sends still queued: most
+    # run after the last send. These figures wait for them too.
+    polled: int  # withdrawals polled at least once
+    worker_cpu_with_poll_ms: float
+    sandbox_cpu_with_poll_ms: float
 
     @property
     def rate(self) -> float:
@@ -326,6 +331,10 @@ def run_pipeline(
         cpu_after = group_cpu_seconds(worker.pid), time.process_time()
         if not quiet:
             print(file=sys.stderr)
+        unpolled = rows.filter(state=State.SUBMITTED, last_checked_at=None)
+        while time.monotonic() < deadline and unpolled.exists():
+            time.sleep(0.2)
+        cpu_polled = group_cpu_seconds(worker.pid), time.process_time()
         sent = list(rows.exclude(submitted_at=None).values_list("submitted_at", flat=True))
         last = max(sent, default=started)
         latencies = [(at - started).total_seconds() * 1000 for at in sent]
@@ -342,6 +351,9 @@ def run_pipeline(
             latency_p95=_pct(latencies, 0.95),
             worker_cpu_ms=(cpu_after[0] - cpu_before[0]) * 1000 / count,
             sandbox_cpu_ms=(cpu_after[1] - cpu_before[1]) * 1000 / count,
+            polled=rows.exclude(last_checked_at=None).count(),
+            worker_cpu_with_poll_ms=(cpu_polled[0] - cpu_before[0]) * 1000 / count,
+            sandbox_cpu_with_poll_ms=(cpu_polled[1] - cpu_before[1]) * 1000 / count,
         )
     finally:
         celery_app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
@@ -371,9 +383,10 @@ def measure_pipeline(requester: Any, approver: Any, *, quiet: bool = False) -> R
         f"{run.rate:,.1f}/s ({run.submitted:,} of {run.count:,} in {run.seconds:.1f} s; "
         f"each sent p50 {run.latency_p50 / 1000:.1f}, p95 {run.latency_p95 / 1000:.1f} s after "
         f"the first enqueue), {run.duplicates} duplicates in the sandbox's "
-        f"{run.venue_withdrawals:,} withdrawals; CPU per withdrawal: workers "
-        f"{run.worker_cpu_ms:.0f} ms, sandbox {run.sandbox_cpu_ms:.0f} ms"
-        + (f"; not submitted: {others}" if others else "")
+        f"{run.venue_withdrawals:,} withdrawals; CPU per withdrawal to send it: workers "
+        f"{run.worker_cpu_ms:.0f} ms, sandbox {run.sandbox_cpu_ms:.0f} ms; with its status "
+        f"poll ({run.polled:,} polled): workers {run.worker_cpu_with_poll_ms:.0f} ms, sandbox "
+        f"{run.sandbox_cpu_with_poll_ms:.0f} ms" + (f"; not submitted: {others}" if others else "")
     )
     peer = f"{accounts} accounts, 1 worker x {concurrency} prefork processes"
     return Result(

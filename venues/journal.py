@@ -72,6 +72,15 @@ class SubmitJournal:
             .values_list("reference", flat=True)
         )
 
+    def references_by_request(self, request_ids: list[UUID]) -> list[tuple[UUID, str]]:
+        """``references`` of many requests in one read: (request id, reference) pairs."""
+        return list(
+            SubmitAttempt.objects.filter(kind=self.kind, request_id__in=request_ids)
+            .exclude(reference="")
+            .order_by("sent_at", "pk")
+            .values_list("request_id", "reference")
+        )
+
     def reference(self, request_id: UUID) -> str:
         """The first reference recorded for this request ("" if none)."""
         refs = self.references(request_id)

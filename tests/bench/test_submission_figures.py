@@ -36,6 +36,9 @@ def test_the_pipeline_sends_each_approved_withdrawal_exactly_once(seeded):
     assert run.duplicates == 0
     assert run.venue_withdrawals == 12
     assert run.worker_cpu_ms > 0
+    # The status poll each send enqueues is measured too, after the last send.
+    assert run.polled == 12
+    assert run.worker_cpu_with_poll_ms > run.worker_cpu_ms
 
 
 def test_twenty_approvers_each_approve_their_own_withdrawal_at_once(seeded, monkeypatch):

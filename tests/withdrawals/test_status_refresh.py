@@ -6,10 +6,13 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.withdrawals.test_exactly_once import submit
 from tests.withdrawals.test_services import approved, create, no_tasks, sandbox
+from tests.withdrawals.test_submission_sql import _statements
 from venues.kraken.client import KrakenClient
 from withdrawals import services, tasks
 from withdrawals.models import State, WithdrawalRequest
@@ -48,6 +51,21 @@ def test_one_history_read_serves_every_pending_withdrawal_of_the_asset(submitted
         w.last_checked_at is not None
         for w in WithdrawalRequest.objects.filter(pk__in=[s.pk for s in submitted])
     )
+
+
+def test_the_references_of_a_whole_batch_are_read_in_two_statements(submitted, address):
+    """Each poll looks for every reference we know of each withdrawal due (duplicates are
+    found that way): one read of the attempts and one of the submit journal for the batch,
+    not two per withdrawal, since the batch is every pending withdrawal of the asset."""
+    with CaptureQueriesContext(connection) as ctx, no_tasks():
+        polled = services.withdrawal_statuses_refresh(
+            venue_id=address.venue_id, asset=address.asset
+        )
+
+    assert polled == 3
+    counted = _statements(ctx.captured_queries)
+    assert counted["SELECT withdrawals_submissionattempt"] == 1
+    assert counted["SELECT venues_submitattempt"] == 1
 
 
 def test_a_withdrawal_polled_just_now_waits_its_turn(submitted, address):

@@ -94,6 +94,27 @@ def test_one_submission_costs_28_statements(alice, bob, address, fresh_code, set
     assert sum(counted.values()) == 28
 
 
+def test_only_the_read_that_opens_the_attempt_joins_the_addresses_venue(
+    alice, bob, address, fresh_code, settings
+):
+    """The saved-address check after the opening needs the address's venue; the fence and the
+    outcome do not, and a table joined in each of them is CPU paid by every withdrawal."""
+    settings.VENUE_SANDBOX_SETTLE_SECONDS = 3600.0
+    withdrawal = approved(create(alice, address), bob, fresh_code(bob))
+
+    with CaptureQueriesContext(connection) as ctx, no_tasks():
+        services.withdrawal_submit(withdrawal_id=withdrawal.pk)
+
+    locked_reads = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith("SELECT")
+        and 'FROM "withdrawals_withdrawalrequest"' in q["sql"]
+        and 'JOIN "whitelist_whitelistedaddress"' in q["sql"]
+    ]
+    assert [sql.count('JOIN "venues_venue"') for sql in locked_reads] == [2, 1, 1]
+
+
 def test_the_status_poll_after_a_send_costs_7_statements(alice, bob, address, fresh_code, settings):
     """Every withdrawal sent is polled once right after: the withdrawal is read to poll it and
     again under its lock to record the answer, never more."""
