@@ -29,13 +29,15 @@ def streamed(response) -> str:
     return b"".join(response.streaming_content).decode()
 
 
-def approve(withdrawal: WithdrawalRequest, approver, *, voided: bool = False) -> Approval:
+def approve(
+    withdrawal: WithdrawalRequest, approver, *, voided: bool = False, step: int = 1
+) -> Approval:
     return Approval.objects.create(
         withdrawal=withdrawal,
         approver=approver,
         requester=withdrawal.requested_by,
         payload_hash=withdrawal.payload_hash,
-        totp_step=1,
+        totp_step=step,
         voided=voided,
     )
 
@@ -117,8 +119,10 @@ def test_an_audit_export_holds_exactly_the_rows_it_counted(dave_client):
 
 
 @pytest.fixture
-def awkward(paid, alice, bob, address):
-    """Rows with every kind of cell that a formatter could get wrong."""
+def awkward(paid, alice, bob, address, django_user_model):
+    """Rows with every kind of cell that a formatter could get wrong: formula starts in every
+    text column that a person or a venue fills (usernames included), JSON escapes next to rows
+    that need none, and times with and without microseconds."""
     WithdrawalFactory(
         whitelisted_address=address,
         requested_by=alice,
@@ -128,6 +132,22 @@ def awkward(paid, alice, bob, address):
         reason="-",
     )
     WithdrawalFactory(whitelisted_address=address, amount=Decimal("0.00000001"))
+    dash = django_user_model.objects.create_user(username="-dash")
+    at = django_user_model.objects.create_user(username="@at")
+    odd = WithdrawalFactory(
+        whitelisted_address=address,
+        requested_by=dash,
+        memo="\rmemo",
+        note="back\\slash \x01 and ünïcode",
+        reason="\tindented",
+        venue_reference="=SUM(A1)",
+        venue_txid="@txid",
+        state=State.COMPLETED,
+        submitted_at=datetime(2026, 11, 3, 0, 0, tzinfo=UTC),
+        finished_at=datetime(2026, 11, 3, 0, 0, 0, 999999, tzinfo=UTC),
+    )
+    approve(odd, at)
+    approve(odd, bob, step=2)
     with transaction.atomic():
         audit_event_record(
             action="test.awkward",
@@ -159,6 +179,38 @@ def test_copy_and_python_paths_write_the_same_bytes(awkward, dataset, fmt):
     else:
         parsed = list(csv.reader(io.StringIO(copied.decode())))
         assert parsed[0] == [c.name for c in chosen.columns] and len(parsed) == qs.count() + 1
+        if dataset == "withdrawals":
+            (odd,) = [
+                r
+                for r in csv.DictReader(io.StringIO(copied.decode()))
+                if "dash" in r["requested_by"]
+            ]
+            assert odd["requested_by"] == "'-dash" and odd["approvers"].startswith("'@at ")
+            assert odd["venue_reference"] == "'=SUM(A1)" and odd["memo"] == "'\rmemo"
+
+
+@pytest.mark.postgresql
+def test_the_copy_leaves_the_connection_settings_as_it_found_them(awkward):
+    # The export plans its statement serially and without JIT; the next request on the same
+    # connection must get the server's settings back.
+    settings = ("jit", "max_parallel_workers_per_gather")
+
+    def current() -> list[str]:
+        with connection.cursor() as cursor:
+            shown = []
+            for name in settings:
+                cursor.execute(f"SHOW {name}")
+                shown.append(cursor.fetchone()[0])
+            return shown
+
+    before = current()
+    for fmt in exports.FORMATS:
+        b"".join(
+            exports.copy_stream(
+                dataset=exports.WITHDRAWALS, fmt=fmt, qs=WithdrawalRequest.objects.all()
+            )
+        )
+    assert current() == before
 
 
 @pytest.mark.postgresql
