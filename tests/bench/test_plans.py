@@ -55,6 +55,9 @@ def test_a_destinations_payment_history_reads_its_own_index(db):
     withdrawal = WithdrawalFactory()
     history = policy.released_to_destination(withdrawal)
     newest_first = history.filter(asset=withdrawal.asset).order_by("-id")[: policy.MEDIAN_HISTORY]
+    with connection.cursor() as cursor:
+        # Of a table this small the planner would rather read any index and sort.
+        cursor.execute("SET LOCAL enable_sort = off")
     assert "withdrawal_released_to_idx" in _plan(newest_first, ordered=True)
 
 
