@@ -53,13 +53,21 @@ def real_broker() -> Iterator[str]:
     url = urlunsplit(urlsplit(url)._replace(path="/15"))
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=url, task_always_eager=False)
-    app._pool = None  # built on first publish, from the broker set here
+    _forget_broker_connections()
     redis.Redis.from_url(url).delete(QUEUE)
     yield url
     services_sh("redis-start", url)
     redis.Redis.from_url(url).delete(QUEUE)
     app.conf.update(saved)
+    _forget_broker_connections()
+
+
+def _forget_broker_connections() -> None:
+    """Publish through the broker configured now: the connection pool and the producer pool
+    are built on first use and kept, and an earlier test in this process may have used them
+    (Celery resets the same two after a fork)."""
     app._pool = None
+    app.amqp._producer_pool = None
 
 
 def queued(url: str) -> int:
