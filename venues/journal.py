@@ -65,15 +65,11 @@ class SubmitJournal:
         return times[-1] if times else None
 
     def references(self, request_id: UUID) -> list[str]:
-        return list(
-            SubmitAttempt.objects.filter(kind=self.kind, request_id=request_id)
-            .exclude(reference="")
-            .order_by("sent_at", "pk")
-            .values_list("reference", flat=True)
-        )
+        return [reference for _, reference in self.references_by_request([request_id])]
 
     def references_by_request(self, request_ids: list[UUID]) -> list[tuple[UUID, str]]:
-        """``references`` of many requests in one read: (request id, reference) pairs."""
+        """The references recorded for each of ``request_ids``, oldest send first, in one read:
+        (request id, reference) pairs."""
         return list(
             SubmitAttempt.objects.filter(kind=self.kind, request_id__in=request_ids)
             .exclude(reference="")

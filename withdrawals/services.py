@@ -144,22 +144,11 @@ def _venue_quote(row: Quote) -> VenueQuote:
     )
 
 
-def _lock(withdrawal_id: int) -> WithdrawalRequest:
+def _lock(withdrawal_id: int, *, withdrawal_only: bool = False) -> WithdrawalRequest:
+    """The withdrawal locked, with its venue and destination read in the same statement and,
+    unless ``withdrawal_only``, locked too."""
     return (
-        WithdrawalRequest.objects.select_for_update()
-        .select_related("venue", "whitelisted_address")
-        .get(pk=withdrawal_id)
-    )
-
-
-def _lock_for_approval(withdrawal_id: int) -> WithdrawalRequest:
-    """``_lock`` without the venue and destination rows: approvals of different withdrawals to
-    one destination would otherwise queue one behind the other for their whole transaction.
-    The two rows are read as committed when this statement starts. A revocation or a venue
-    change that commits after that cannot move money: the send checks the destination and the
-    payload again under its own lock on both before anything leaves."""
-    return (
-        WithdrawalRequest.objects.select_for_update(of=("self",))
+        WithdrawalRequest.objects.select_for_update(of=("self",) if withdrawal_only else ())
         .select_related("venue", "whitelisted_address")
         .get(pk=withdrawal_id)
     )
@@ -467,7 +456,11 @@ def withdrawal_approve(
     # Own transaction, committed before ours: a rollback below cannot undo throttle or replay.
     step = totp_code_verify(user=approver, code=code, ip=ip, purpose="withdrawal approval")
     with transaction.atomic():
-        withdrawal = _lock_for_approval(withdrawal_id)
+        # The withdrawal's row only: with the venue and destination rows, approvals of other
+        # withdrawals to the same destination queued one behind the other for their whole
+        # transaction. A revocation or venue change committed after this read cannot move
+        # money: the send checks both again under its own lock on them.
+        withdrawal = _lock(withdrawal_id, withdrawal_only=True)
         _check_approvable(withdrawal, approver)
         if withdrawal.whitelisted_address.state != AddressState.ACTIVE:
             raise WithdrawalError("The destination is no longer active on the whitelist.")

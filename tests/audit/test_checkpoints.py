@@ -12,12 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import transaction
 
 from audit import tasks
 from audit.checkpoints import LOG_NAME, checkpoint_latest, checkpoint_write
 from audit.models import AuditChainHead, AuditEvent, ChainCheck
 from audit.services import audit_event_record
+from tests.audit.test_chain import raw
 
 pytestmark = pytest.mark.django_db
 
@@ -36,16 +37,7 @@ def chain_of(n: int) -> None:
 
 def cut_the_tail(keep: int) -> None:
     """Delete every event after ``keep`` and rewind the head to it, as a DBA could: no key."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute("DELETE FROM audit_auditevent WHERE seq > %s", [keep])
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-            # Back to how every transaction of the application runs: a notification is written
-            # before the event it refers to, which is checked at commit.
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    raw("DELETE FROM audit_auditevent WHERE seq > %s", [keep])
     last = AuditEvent.objects.get(seq=keep)
     AuditChainHead.objects.filter(id=1).update(seq=last.seq, hash=last.hash)
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit import tasks as audit_tasks
@@ -19,6 +19,7 @@ from audit.actions import AuditAction
 from audit.services import audit_event_record
 from notifications.models import Kind, Notification
 from notifications.services import ROUTES, SILENT, routes_for
+from tests.audit.test_chain import raw as tamper
 from tests.factories import WithdrawalFactory, good_amount
 from withdrawals import services as withdrawal_services
 
@@ -37,20 +38,6 @@ def record(action: str, *, actor=None, target=None, message: str = "") -> None:
 def admins_of(address) -> set[str]:
     """The whitelist admins the address factory made to propose and approve it."""
     return {address.proposed_by.username, address.approved_by.username}
-
-
-def tamper(sql: str) -> None:
-    """Change the trail the way a DBA with a SQL prompt would: no model, no trigger."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute(sql)
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-            # Back to deferred, as the application runs: a notification is written before the
-            # event it refers to, which is checked at commit.
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 @pytest.fixture
