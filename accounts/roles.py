@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -38,11 +39,16 @@ def require_role(user: Any, *roles: str, message: str = "") -> None:
         raise PermissionDenied(message or f"You need the {names} role for this.")
 
 
+def roles_remember(user: Any, names: Iterable[str]) -> None:
+    """Keep ``user``'s roles on the object for the rest of its request, as read with it."""
+    user._countersign_roles = frozenset(name for name in names if name)
+
+
 def has_role(user: Any, role: str) -> bool:
     if not getattr(user, "is_authenticated", False):
         return False
     cached = getattr(user, "_countersign_roles", None)
     if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
-        user._countersign_roles = cached
+        roles_remember(user, user.groups.values_list("name", flat=True))
+        cached = user._countersign_roles
     return role in cached

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import segno
+from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -130,7 +131,7 @@ def enrol_link(request: HttpRequest, token: str) -> HttpResponse:
                 )
         else:
             request.session.pop(_secret_key(invitation.pk), None)
-            auth_login(request, enrolled.user, backend="django.contrib.auth.backends.ModelBackend")
+            auth_login(request, enrolled.user, backend=settings.AUTHENTICATION_BACKENDS[0])
             otp_login(request, enrolled.device)
             return render(
                 request,

@@ -96,7 +96,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SessionDeviceMiddleware",
     # After authentication: only a signed-in person's session has an idle deadline. Before
     # the sign-in guard: a page polling after its session expired is sent to sign in whole.
     "config.middleware.IdleSessionMiddleware",
@@ -174,6 +174,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Django's model backend, reading a person's roles and authenticators with them (one query).
+AUTHENTICATION_BACKENDS = ["accounts.backends.SessionUserBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "withdrawals:dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"

@@ -25,13 +25,11 @@ from withdrawals.models import Approval, State, SubmissionIntent
 
 pytestmark = pytest.mark.django_db
 
-# What every signed-in request reads before any view runs: the session, the person, their
-# verified TOTP device, their roles.
+# What every signed-in request reads before any view runs: the session, then the person with
+# their roles and confirmed TOTP devices (accounts.backends, one statement).
 MIDDLEWARE = {
     "SELECT django_session": 1,
     "SELECT auth_user": 1,
-    "SELECT otp_totp_totpdevice": 1,
-    "SELECT auth_group": 1,
 }
 # Before the code is spent, so a refusal leaves it usable: the withdrawal as the viewer may see
 # it (the view), then with its destination (the service), the approver's earlier approval, the
@@ -114,7 +112,7 @@ def _total(*parts: dict[str, int]) -> Counter[str]:
     return total
 
 
-def test_the_approval_that_reaches_the_quorum_costs_28_statements(
+def test_the_approval_that_reaches_the_quorum_costs_26_statements(
     alice, bob, bob_client, address, fresh_code
 ):
     policy_install()
@@ -126,7 +124,7 @@ def test_the_approval_that_reaches_the_quorum_costs_28_statements(
     assert reload(withdrawal).state == State.APPROVED
     assert SubmissionIntent.objects.filter(withdrawal=withdrawal, done_at=None).exists()
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK, QUORUM)
-    assert counted.total() == 28
+    assert counted.total() == 26
     # A rule that limits nothing takes no velocity lock: approvals to one destination must
     # not queue behind each other for a count nobody makes.
     assert "SELECT policies_velocitylock" not in counted
@@ -143,10 +141,10 @@ def test_under_a_destination_limit_the_final_approval_locks_and_counts_its_scope
 
     assert reload(withdrawal).state == State.APPROVED
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK, QUORUM, VELOCITY)
-    assert counted.total() == 31
+    assert counted.total() == 29
 
 
-def test_an_approval_short_of_the_quorum_costs_26_statements(
+def test_an_approval_short_of_the_quorum_costs_24_statements(
     alice, bob, bianca, bob_client, address, fresh_code
 ):
     policy_install({"quorum": 2})
@@ -159,7 +157,7 @@ def test_an_approval_short_of_the_quorum_costs_26_statements(
     assert Approval.objects.filter(withdrawal=withdrawal, approver=bob).exists()
     assert AuditEvent.objects.filter(action="withdrawal.approval_added").exists()
     assert counted == _total(MIDDLEWARE, BEFORE_THE_LOCK, UNDER_THE_LOCK)
-    assert counted.total() == 26
+    assert counted.total() == 24
 
 
 def test_the_audit_event_is_the_last_write_of_the_approval(
