@@ -32,14 +32,15 @@ def table(results: list[measure.Result]) -> str:
 def run() -> None:
     scale = float(os.environ.get("BENCH_SCALE", "1"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "40"))
+    samples = int(os.environ.get("BENCH_PAGE_SAMPLES", "3"))
     print("== migrate", file=sys.stderr)
     call_command("migrate", verbosity=0)
     print(f"== seed (scale {scale})", file=sys.stderr)
     started = time.monotonic()
     seeded = seed.seed(scale=scale)
     seed_seconds = time.monotonic() - started
-    print(f"== pages ({rounds} interleaved rounds)", file=sys.stderr)
-    results = measure.measure_pages(seeded, rounds=rounds)
+    print(f"== pages ({rounds} interleaved rounds, {samples} samples each)", file=sys.stderr)
+    results = measure.measure_pages(seeded, rounds=rounds, samples=samples)
     print("== exports", file=sys.stderr)
     results += measure.measure_exports(seeded)
     print("== approve, 20 approvers at once and within one second", file=sys.stderr)
@@ -51,7 +52,8 @@ def run() -> None:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     header = (
         f"Run {when}: {seeded.withdrawals:,} withdrawals, {seeded.audit_events:,} audit events "
-        f"(BENCH_SCALE={scale}, seeded in {seed_seconds:.0f} s), {rounds} rounds.\n\n"
+        f"(BENCH_SCALE={scale}, seeded in {seed_seconds:.0f} s), {rounds} rounds of each page "
+        f"{samples} times and its peer once.\n\n"
         f"Machine: {measure.machine()}\n"
     )
     write_doc(header, body)

@@ -27,3 +27,23 @@ def test_bench_seeds_every_state_and_measures_every_page_and_export(seeded):
 
     exports = measure.measure_exports(seeded, in_process=True)
     assert [r.name.rsplit(" ", 1)[-1] for r in exports] == ["CSV", "JSON"]
+
+
+def test_each_page_is_sampled_as_often_as_asked_and_its_peer_once_a_round(seeded, monkeypatch):
+    from collections import Counter
+
+    asked: Counter[str] = Counter()
+    real = measure._get_ms
+
+    def counted(client, url):
+        asked[url] += 1
+        return real(client, url)
+
+    monkeypatch.setattr(measure, "_get_ms", counted)
+    measure.measure_pages(seeded, rounds=2, samples=3, quiet=True)
+
+    for figure in measure.figures(seeded):
+        # One untimed warm-up and one request counting statements, besides the samples.
+        assert asked[figure.url] == 1 + 2 * 3 + 1
+        if figure.peer_url:
+            assert asked[figure.peer_url] == 1 + 2 + 1
