@@ -20,16 +20,21 @@ from __future__ import annotations
 import enum
 import itertools
 import json
+import queue
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import F, Max, Min, QuerySet
+from psycopg import sql
 
 from withdrawals.models import Approval, State
 
@@ -37,6 +42,13 @@ CHUNK = 5000
 # Bytes per piece of the response: one piece per row made the server and client pay a chunk's
 # overhead a million times; 64 KiB is still nothing to hold.
 PIECE_BYTES = 64 * 1024
+# Keys per COPY of a chunked export, and how much of the chunk run ahead on the second
+# connection may wait in memory for the client: a whole chunk, so neither connection idles.
+CHUNK_KEYS = 25_000
+AHEAD_BYTES = 32 * 1024 * 1024
+# How the export's second connection shows in pg_stat_activity.
+EXTRA_APPLICATION = "countersign export"
+_CHUNK_END = object()
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TIME_FORMAT_SQL = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 TIME_FORMAT_PY = "%Y-%m-%dT%H:%M:%S.%f+00:00"
@@ -212,6 +224,7 @@ def _approvals_join(ids_sql: str) -> str:
 
 
 def copy_sql(*, dataset: Dataset, fmt: str, qs: QuerySet) -> tuple[str, tuple[Any, ...]]:
+    """The COPY of ``qs``'s rows, without a header: a chunked export writes its header once."""
     inner, params = _source_values(dataset, qs).order_by().query.sql_with_params()
     cells = ", ".join(f"{_sql_cell(c, fmt)} AS {c.name}" for c in dataset.columns)
     select = f"SELECT {cells} FROM ({inner}) t"  # noqa: S608 (the ORM's query, bound)
@@ -221,7 +234,7 @@ def copy_sql(*, dataset: Dataset, fmt: str, qs: QuerySet) -> tuple[str, tuple[An
         params = (*params, *ids_params)
     select += f" ORDER BY t.{dataset.key.alias}"
     if fmt == "csv":
-        return f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)", params
+        return f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params
     # One JSON object per line. CSV with quote and delimiter characters that JSON text never
     # holds raw (it escapes every control character) copies each line untouched; the text
     # format would double every backslash.
@@ -270,23 +283,163 @@ def _pieces(blocks: Iterable[bytes | memoryview]) -> Iterator[bytes]:
         yield bytes(piece)
 
 
-def copy_stream(*, dataset: Dataset, fmt: str, qs: QuerySet) -> Iterator[bytes]:
-    sql, params = copy_sql(dataset=dataset, fmt=fmt, qs=qs)
+def _csv_header(dataset: Dataset) -> str:
+    return ",".join(c.name for c in dataset.columns) + "\n"
+
+
+def _apply_copy_settings(cursor: psycopg.Cursor) -> None:
+    # For the export's transaction (or savepoint) only: it ends by rolling back, which puts the
+    # server's settings back. JIT compiling the formatting expressions cost seconds per export,
+    # more than running them. A parallel plan ran the approvals' aggregate in full in every
+    # worker and passed every formatted row through a queue: twice the CPU of one process.
+    for name, value in _COPY_SETTINGS.items():
+        cursor.execute(f"SET LOCAL {name} = {value}")
+
+
+@contextmanager
+def _snapshot_cursors() -> Iterator[list[psycopg.Cursor]]:
+    """Cursors that all read the rows of one moment, the request's first.
+
+    The request's connection begins a read-only repeatable-read transaction and exports its
+    snapshot; a second connection, made from the same parameters, imports it, so the two can
+    each run half the chunks. Inside a caller's transaction (a rolled-back test, a command's
+    atomic block) what that transaction wrote is visible to it alone: the chunks then run on
+    its connection, one after another, in a savepoint."""
     connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        # For this statement only, then back to the server's settings for the connection.
-        # JIT compiling the formatting expressions cost seconds per export, more than running
-        # them. A parallel plan ran the approvals' aggregate in full in every worker and passed
-        # every formatted row through a queue: twice the CPU of one process, on a machine whose
-        # other core serves the client reading the rows.
-        for name, value in _COPY_SETTINGS.items():
-            cursor.execute(f"SET {name} = {value}")
+    raw = connection.connection
+    with raw.cursor() as cursor:
+        if connection.in_atomic_block:
+            cursor.execute("SAVEPOINT countersign_export")
+            try:
+                _apply_copy_settings(cursor)
+                yield [cursor]
+            finally:
+                cursor.execute("ROLLBACK TO SAVEPOINT countersign_export")
+                cursor.execute("RELEASE SAVEPOINT countersign_export")
+            return
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         try:
-            with cursor.copy(sql, params) as copy:
-                yield from _pieces(copy)
+            _apply_copy_settings(cursor)
+            (snapshot,) = cursor.execute("SELECT pg_export_snapshot()").fetchone()
+            params = {**connection.get_connection_params(), "application_name": EXTRA_APPLICATION}
+            extra = psycopg.connect(**params, autocommit=True)
+            try:
+                with extra.cursor() as other:
+                    other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    other.execute(
+                        sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot))
+                    )
+                    _apply_copy_settings(other)
+                    yield [cursor, other]
+            finally:
+                extra.close()
         finally:
-            for name in _COPY_SETTINGS:
-                cursor.execute(f"RESET {name}")
+            cursor.execute("ROLLBACK")
+
+
+def _chunk_statements(
+    *, dataset: Dataset, fmt: str, qs: QuerySet, width: int
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """One COPY per range of ``width`` keys, from the selection's smallest key to its largest
+    (read in the export's snapshot), each range added to the filter so the approvals'
+    aggregate is limited to it too."""
+    key = dataset.key.source
+    bounds = qs.aggregate(low=Min(key), high=Max(key))
+    if bounds["low"] is None:
+        return []
+    return [
+        copy_sql(
+            dataset=dataset,
+            fmt=fmt,
+            qs=qs.filter(**{f"{key}__gte": low, f"{key}__lt": low + width}),
+        )
+        for low in range(bounds["low"], bounds["high"] + 1, width)
+    ]
+
+
+def _copy_pieces(cursor: psycopg.Cursor, statement: tuple[str, tuple[Any, ...]]) -> Iterator[bytes]:
+    with cursor.copy(*statement) as copy:
+        yield from _pieces(copy)
+
+
+class _Stopped(Exception):
+    """The consumer has gone: the worker leaves its COPY, which cancels it on the server."""
+
+
+def _offer(buffer: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        with suppress(queue.Full):
+            buffer.put(item, timeout=0.05)
+            return
+    raise _Stopped
+
+
+def _run_ahead(
+    cursor: psycopg.Cursor,
+    statements: list[tuple[str, tuple[Any, ...]]],
+    buffer: queue.Queue,
+    stop: threading.Event,
+) -> None:
+    """The worker: each of its chunks into ``buffer`` (bounded), then an end mark; an error is
+    handed over in the same buffer, for the consumer to raise in the stream."""
+    try:
+        for statement in statements:
+            # _Stopped leaves the COPY block, and psycopg cancels what is left of it.
+            with cursor.copy(*statement) as copy:
+                for piece in _pieces(copy):
+                    _offer(buffer, piece, stop)
+            _offer(buffer, _CHUNK_END, stop)
+    except _Stopped:
+        return
+    except BaseException as exc:  # any error at all: the consumer raises it
+        with suppress(_Stopped):
+            _offer(buffer, exc, stop)
+
+
+def _buffered_chunk(buffer: queue.Queue) -> Iterator[bytes]:
+    while (item := buffer.get()) is not _CHUNK_END:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _chunked_pieces(
+    cursors: list[psycopg.Cursor], statements: list[tuple[str, tuple[Any, ...]]]
+) -> Iterator[bytes]:
+    """The chunks in key order. With two cursors the request's streams the even chunks to the
+    client while a worker thread runs each odd one on the other into a buffer of at most
+    ``AHEAD_BYTES``: the next chunk is formatted while this one is sent."""
+    here, *others = cursors
+    if not others:
+        for statement in statements:
+            yield from _copy_pieces(here, statement)
+        return
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, AHEAD_BYTES // PIECE_BYTES))
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=_run_ahead, args=(others[0], statements[1::2], buffer, stop), daemon=True
+    )
+    worker.start()
+    try:
+        for index, statement in enumerate(statements[::2]):
+            yield from _copy_pieces(here, statement)
+            if 2 * index + 1 < len(statements):
+                yield from _buffered_chunk(buffer)
+    finally:
+        # Wakes a worker waiting for room; one inside its COPY stops at its next piece.
+        stop.set()
+        worker.join()
+
+
+def copy_stream(
+    *, dataset: Dataset, fmt: str, qs: QuerySet, width: int = CHUNK_KEYS
+) -> Iterator[bytes]:
+    """The export through COPY, in chunks of ``width`` keys read from one snapshot."""
+    if fmt == "csv":
+        yield _csv_header(dataset).encode()
+    with _snapshot_cursors() as cursors:
+        statements = _chunk_statements(dataset=dataset, fmt=fmt, qs=qs, width=width)
+        yield from _chunked_pieces(cursors, statements)
 
 
 # --- Python: the same bytes without COPY ----------------------------------------------------
@@ -390,7 +543,7 @@ def _python_rows(dataset: Dataset, qs: QuerySet) -> Iterator[list[Any]]:
 def python_stream(*, dataset: Dataset, fmt: str, qs: QuerySet) -> Iterator[bytes]:
     columns = dataset.columns
     if fmt == "csv":
-        header = ",".join(c.name for c in columns) + "\n"
+        header = _csv_header(dataset)
         lines = (
             ",".join(_csv_cell(c, v) for c, v in zip(columns, row, strict=True)) + "\n"
             for row in _python_rows(dataset, qs)
