@@ -346,24 +346,36 @@ def test_an_empty_selection_exports_only_the_header(many):
 @pytest.mark.postgresql
 @committed
 def test_an_export_holds_the_rows_of_one_moment(many, alice, address, bob, monkeypatch):
-    # A buffer of one piece holds the worker back: the chunks after the first on both
-    # connections run after the change.
-    monkeypatch.setattr(exports, "AHEAD_BYTES", exports.PIECE_BYTES)
     before = b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many))
     later = list(many.values_list("pk", flat=True))[2:]
+    # A buffer of one piece holds the worker back: the chunks after the first, on both
+    # connections, run after the changes.
+    monkeypatch.setattr(exports, "AHEAD_BYTES", exports.PIECE_BYTES)
+    # One change commits while the second connection opens, after the export's moment and
+    # before that connection's first read.
+    applied = []
+    real_settings = exports._apply_copy_settings
+
+    def settings_then_change(cursor) -> None:
+        applied.append(cursor)
+        if len(applied) == 2:
+            elsewhere(lambda: WithdrawalRequest.objects.filter(pk__in=later).update(note="early"))
+        real_settings(cursor)
+
+    monkeypatch.setattr(exports, "_apply_copy_settings", settings_then_change)
     stream = exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
     first = next(stream)
 
     def change() -> None:
-        WithdrawalRequest.objects.filter(pk__in=later).update(note="changed")
+        WithdrawalRequest.objects.filter(pk__in=later).update(note="late")
         approve(WithdrawalRequest.objects.get(pk=later[-1]), bob)
         WithdrawalRequest.objects.filter(pk=later[0]).delete()
         WithdrawalFactory(whitelisted_address=address, requested_by=alice)
 
     elsewhere(change)
-    assert first + b"".join(stream) == before
+    assert first + b"".join(stream) == before and len(applied) == 2
     after = b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many))
-    assert b"changed" in after and after != before
+    assert b"late" in after and after != before
 
 
 @pytest.mark.postgresql
