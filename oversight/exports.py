@@ -23,7 +23,7 @@ import json
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -366,69 +366,85 @@ class _Stopped(Exception):
     """The consumer has gone: the worker leaves its COPY, which cancels it on the server."""
 
 
-def _offer(buffer: queue.Queue, item: object, stop: threading.Event) -> None:
-    while not stop.is_set():
-        with suppress(queue.Full):
-            buffer.put(item, timeout=0.05)
+class _Ahead:
+    """A worker thread running chunks on the second connection into a bounded buffer, an end
+    mark after each, an error in its place. It starts a chunk only once the consumer has begun
+    to read its previous one, so at most two of its chunks, and never more than
+    ``AHEAD_BYTES``, wait in memory."""
+
+    def __init__(self, cursor: psycopg.Cursor, statements: list[tuple[str, tuple[Any, ...]]]):
+        self._buffer: queue.Queue = queue.Queue(maxsize=max(1, AHEAD_BYTES // PIECE_BYTES))
+        self._turns = threading.Semaphore(1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(cursor, statements), daemon=True)
+        self._thread.start()
+
+    def _wait(self, attempt: Callable[[], bool]) -> None:
+        # In short waits, so a consumer that has gone is noticed.
+        while not self._stop.is_set():
+            if attempt():
+                return
+        raise _Stopped
+
+    def _put(self, item: object) -> None:
+        def attempt() -> bool:
+            try:
+                self._buffer.put(item, timeout=0.05)
+            except queue.Full:
+                return False
+            return True
+
+        self._wait(attempt)
+
+    def _run(self, cursor: psycopg.Cursor, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        try:
+            for statement in statements:
+                self._wait(lambda: self._turns.acquire(timeout=0.05))
+                # _Stopped leaves the COPY block, and psycopg cancels what is left of it.
+                with cursor.copy(*statement) as copy:
+                    for piece in _pieces(copy):
+                        self._put(piece)
+                self._put(_CHUNK_END)
+        except _Stopped:
             return
-    raise _Stopped
+        except BaseException as exc:  # any error at all: the consumer raises it
+            with suppress(_Stopped):
+                self._put(exc)
 
+    def chunk(self) -> Iterator[bytes]:
+        """The worker's next chunk; reading it lets the worker start the one after."""
+        self._turns.release()
+        while (item := self._buffer.get()) is not _CHUNK_END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
-def _run_ahead(
-    cursor: psycopg.Cursor,
-    statements: list[tuple[str, tuple[Any, ...]]],
-    buffer: queue.Queue,
-    stop: threading.Event,
-) -> None:
-    """The worker: each of its chunks into ``buffer`` (bounded), then an end mark; an error is
-    handed over in the same buffer, for the consumer to raise in the stream."""
-    try:
-        for statement in statements:
-            # _Stopped leaves the COPY block, and psycopg cancels what is left of it.
-            with cursor.copy(*statement) as copy:
-                for piece in _pieces(copy):
-                    _offer(buffer, piece, stop)
-            _offer(buffer, _CHUNK_END, stop)
-    except _Stopped:
-        return
-    except BaseException as exc:  # any error at all: the consumer raises it
-        with suppress(_Stopped):
-            _offer(buffer, exc, stop)
-
-
-def _buffered_chunk(buffer: queue.Queue) -> Iterator[bytes]:
-    while (item := buffer.get()) is not _CHUNK_END:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    def close(self) -> None:
+        # Wakes a worker waiting for room or a turn; one inside its COPY stops at its next
+        # piece.
+        self._stop.set()
+        self._thread.join()
 
 
 def _chunked_pieces(
     cursors: list[psycopg.Cursor], statements: list[tuple[str, tuple[Any, ...]]]
 ) -> Iterator[bytes]:
     """The chunks in key order. With two cursors the request's streams the even chunks to the
-    client while a worker thread runs each odd one on the other into a buffer of at most
-    ``AHEAD_BYTES``: the next chunk is formatted while this one is sent."""
+    client while a worker thread runs the odd ones on the other: the next chunk is formatted
+    while this one is sent."""
     here, *others = cursors
     if not others:
         for statement in statements:
             yield from _copy_pieces(here, statement)
         return
-    buffer: queue.Queue = queue.Queue(maxsize=max(1, AHEAD_BYTES // PIECE_BYTES))
-    stop = threading.Event()
-    worker = threading.Thread(
-        target=_run_ahead, args=(others[0], statements[1::2], buffer, stop), daemon=True
-    )
-    worker.start()
+    ahead = _Ahead(others[0], statements[1::2])
     try:
         for index, statement in enumerate(statements[::2]):
             yield from _copy_pieces(here, statement)
             if 2 * index + 1 < len(statements):
-                yield from _buffered_chunk(buffer)
+                yield from ahead.chunk()
     finally:
-        # Wakes a worker waiting for room; one inside its COPY stops at its next piece.
-        stop.set()
-        worker.join()
+        ahead.close()
 
 
 def copy_stream(
