@@ -44,7 +44,7 @@ CHUNK = 5000
 PIECE_BYTES = 64 * 1024
 # Keys per COPY of a chunked export, and how much of the chunk run ahead on the second
 # connection may wait in memory for the client: a whole chunk, so neither connection idles.
-CHUNK_KEYS = 25_000
+CHUNK_KEYS = 50_000
 AHEAD_BYTES = 32 * 1024 * 1024
 # How the export's second connection shows in pg_stat_activity.
 EXTRA_APPLICATION = "countersign export"
@@ -199,7 +199,9 @@ def _approvals_join(ids_sql: str) -> str:
     """Who approved and when (live approvals, in order): aggregated once for the approvals of
     the exported withdrawals (``ids_sql`` selects their ids with the export's own filter) and
     joined, which cost a fraction of one lookup per row. Selecting the ids again is cheaper
-    than keeping the exported rows, every column wide, to read their ids back. An ordered
+    than keeping the exported rows, every column wide, to read their ids back. The chunk's range
+    of ids is bound (the two ``%s``) on the approvals themselves too: the planner does not carry
+    it over from the ids, and every chunk read the approvals' index from its start. An ordered
     aggregate sorts every group, even a group of one, the usual case: a lone approval is taken
     as it is, and only a withdrawal with several goes back for them in order."""
     approval = connection.ops.quote_name(Approval._meta.db_table)
@@ -219,19 +221,25 @@ def _approvals_join(ids_sql: str) -> str:
         f" CASE WHEN count(*) = 1 THEN min({line('a', 'u')}) ELSE {in_order} END AS approvers"
         f" FROM {approval} a JOIN {user} u ON u.id = a.approver_id"
         f" WHERE NOT a.voided AND a.withdrawal_id IN ({ids_sql})"
+        " AND a.withdrawal_id >= %s AND a.withdrawal_id < %s"
         " GROUP BY a.withdrawal_id) ap ON ap.withdrawal_id = t.c_id"
     )
 
 
-def copy_sql(*, dataset: Dataset, fmt: str, qs: QuerySet) -> tuple[str, tuple[Any, ...]]:
-    """The COPY of ``qs``'s rows, without a header: a chunked export writes its header once."""
+def copy_sql(
+    *, dataset: Dataset, fmt: str, qs: QuerySet, keys: range
+) -> tuple[str, tuple[Any, ...]]:
+    """The COPY of the rows of ``qs`` whose key is in ``keys``, without a header: a chunked
+    export writes its header once."""
+    key = dataset.key.source
+    qs = qs.filter(**{f"{key}__gte": keys.start, f"{key}__lt": keys.stop})
     inner, params = _source_values(dataset, qs).order_by().query.sql_with_params()
     cells = ", ".join(f"{_sql_cell(c, fmt)} AS {c.name}" for c in dataset.columns)
     select = f"SELECT {cells} FROM ({inner}) t"  # noqa: S608 (the ORM's query, bound)
     if any(c.name in _APPROVAL_COLUMNS for c in dataset.columns):
         ids_sql, ids_params = qs.order_by().values("pk").query.sql_with_params()
         select += _approvals_join(ids_sql)
-        params = (*params, *ids_params)
+        params = (*params, *ids_params, keys.start, keys.stop)
     select += f" ORDER BY t.{dataset.key.alias}"
     if fmt == "csv":
         return f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params
@@ -246,24 +254,26 @@ def copy_sql(*, dataset: Dataset, fmt: str, qs: QuerySet) -> tuple[str, tuple[An
 
 
 def _json_line(dataset: Dataset) -> str:
-    """The line ``row_to_json`` writes, concatenated: row_to_json looked up every column's type
-    on every row and cost more than the rest of the export. Text goes through ``to_json`` only
-    in a row that has something to escape: one ``to_json`` of all its text cells together says
-    whether it has, since every escape starts with a backslash."""
+    """The line ``row_to_json`` writes, built by hand: row_to_json looked up every column's type
+    on every row and cost more than the rest of the export. Each column's part, key included,
+    is one short string, and one ``concat`` joins them: a chain of ``||`` copied the growing
+    line again at every column, a tenth of the JSON export's time. Text goes through
+    ``to_json`` only in a row that has something to escape: one ``to_json`` of all its text
+    cells together says whether it has, since every escape starts with a backslash."""
 
     def line(*, escape: bool) -> str:
         parts = []
         for i, column in enumerate(dataset.columns):
             cell = f"r.{column.name}"
-            if column.kind in (Kind.INT, Kind.JSON):
-                value = f"{cell}::text"
-            elif column.kind in _UNESCAPED or not escape:
-                value = f"'\"' || {cell} || '\"'"
-            else:
-                value = f"to_json({cell})::text"
             key = ("{" if i == 0 else ",") + json.dumps(column.name) + ":"
-            parts.append(f"'{key}' || COALESCE({value}, 'null')")
-        return " || ".join(parts) + " || '}'"
+            if column.kind in (Kind.INT, Kind.JSON):
+                value = f"'{key}' || {cell}::text"
+            elif column.kind in _UNESCAPED or not escape:
+                value = f"'{key}\"' || {cell} || '\"'"
+            else:
+                value = f"'{key}' || to_json({cell})::text"
+            parts.append(f"COALESCE({value}, '{key}null')")
+        return "concat(" + ", ".join(parts) + ", '}')"
 
     texts = ", ".join(f"r.{c.name}" for c in dataset.columns if c.kind == Kind.TEXT)
     if not texts:
@@ -348,11 +358,7 @@ def _chunk_statements(
     if bounds["low"] is None:
         return []
     return [
-        copy_sql(
-            dataset=dataset,
-            fmt=fmt,
-            qs=qs.filter(**{f"{key}__gte": low, f"{key}__lt": low + width}),
-        )
+        copy_sql(dataset=dataset, fmt=fmt, qs=qs, keys=range(low, low + width))
         for low in range(bounds["low"], bounds["high"] + 1, width)
     ]
 
