@@ -9,11 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -23,6 +26,9 @@ from tests.factories import WithdrawalFactory
 from withdrawals.models import Approval, State, WithdrawalRequest
 
 pytestmark = pytest.mark.django_db
+# Committed rows: the export's second connection sees only what is committed, so a test of the
+# two-connection path cannot keep its rows in a transaction rolled back at the end.
+committed = pytest.mark.django_db(transaction=True)
 
 
 def streamed(response) -> str:
@@ -162,13 +168,21 @@ def awkward(paid, alice, bob, address, django_user_model):
 
 
 @pytest.mark.postgresql
+@pytest.mark.parametrize(
+    "width",
+    [
+        pytest.param(exports.CHUNK_KEYS, id="in-the-callers-transaction"),
+        pytest.param(exports.CHUNK_KEYS, marks=committed, id="two-connections"),
+        pytest.param(1, marks=committed, id="two-connections-chunk-per-key"),
+    ],
+)
 @pytest.mark.parametrize("dataset", ["withdrawals", "audit"])
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_copy_and_python_paths_write_the_same_bytes(awkward, dataset, fmt):
+def test_copy_and_python_paths_write_the_same_bytes(awkward, dataset, fmt, width):
     chosen = exports.DATASETS[dataset]
     model = WithdrawalRequest if dataset == "withdrawals" else AuditEvent
     qs = model.objects.all()
-    copied = b"".join(exports.copy_stream(dataset=chosen, fmt=fmt, qs=qs))
+    copied = b"".join(exports.copy_stream(dataset=chosen, fmt=fmt, qs=qs, width=width))
     python = b"".join(exports.python_stream(dataset=chosen, fmt=fmt, qs=qs))
     assert copied == python
     lines = copied.decode().splitlines()
@@ -190,9 +204,10 @@ def test_copy_and_python_paths_write_the_same_bytes(awkward, dataset, fmt):
 
 
 @pytest.mark.postgresql
-def test_the_copy_leaves_the_connection_settings_as_it_found_them(awkward):
-    # The export plans its statement serially and without JIT; the next request on the same
-    # connection must get the server's settings back.
+@pytest.mark.parametrize("path", [pytest.param("savepoint"), pytest.param("own", marks=committed)])
+def test_the_copy_leaves_the_connection_settings_as_it_found_them(awkward, path):
+    # The export plans its statements serially and without JIT; the next request on the same
+    # connection must get the server's settings back, in the caller's transaction or out of any.
     settings = ("jit", "max_parallel_workers_per_gather")
 
     def current() -> list[str]:
@@ -207,10 +222,13 @@ def test_the_copy_leaves_the_connection_settings_as_it_found_them(awkward):
     for fmt in exports.FORMATS:
         b"".join(
             exports.copy_stream(
-                dataset=exports.WITHDRAWALS, fmt=fmt, qs=WithdrawalRequest.objects.all()
+                dataset=exports.WITHDRAWALS, fmt=fmt, qs=WithdrawalRequest.objects.all(), width=2
             )
         )
     assert current() == before
+    assert connection.in_atomic_block == (path == "savepoint")
+    idle = psycopg.pq.TransactionStatus.IDLE
+    assert (connection.connection.info.transaction_status == idle) == (path == "own")
 
 
 @pytest.mark.postgresql
@@ -223,6 +241,7 @@ def test_copy_export_follows_the_filter(awkward, dave):
 
 
 @pytest.mark.postgresql
+@committed
 def test_the_export_view_uses_copy_on_postgresql(dave_client, awkward, monkeypatch):
     calls = []
     real = exports.copy_stream
@@ -235,6 +254,159 @@ def test_the_export_view_uses_copy_on_postgresql(dave_client, awkward, monkeypat
     text = streamed(dave_client.get("/audit/export/withdrawals.csv"))
     assert calls == ["csv"] and connection.vendor == "postgresql"
     assert len(list(csv.DictReader(io.StringIO(text)))) == WithdrawalRequest.objects.count()
+
+
+# --- PostgreSQL: chunks on two connections, one snapshot --------------------------------------
+
+
+def elsewhere(work):
+    """``work`` on a connection of its own, committed, as another request would: the test's
+    connection is the export's, busy with a COPY while the stream is paused."""
+
+    def run():
+        try:
+            with transaction.atomic():
+                return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def extra_connections() -> int:
+    def count() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                [exports.EXTRA_APPLICATION],
+            )
+            return cursor.fetchone()[0]
+
+    return elsewhere(count)
+
+
+def extra_connections_gone() -> bool:
+    # A closed connection's backend leaves pg_stat_activity a moment after its client.
+    for _ in range(100):
+        if extra_connections() == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def many(alice, address):
+    """Twelve withdrawals with gaps in their ids (two deleted), half of them completed."""
+    made = [
+        WithdrawalFactory(
+            whitelisted_address=address,
+            requested_by=alice,
+            note=f"n{i}",
+            state=State.COMPLETED if i % 2 else State.PENDING_APPROVAL,
+        )
+        for i in range(14)
+    ]
+    WithdrawalRequest.objects.filter(pk__in=[made[3].pk, made[4].pk]).delete()
+    return WithdrawalRequest.objects.order_by("pk")
+
+
+@pytest.mark.postgresql
+@committed
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("width", [1, 2, 3, 5])
+def test_a_chunked_export_writes_the_bytes_of_one_copy(many, fmt, width):
+    # Chunks of a few keys: some empty (the deleted ids, the filtered-out rows), an odd count
+    # and an even one, the selection's last chunk cut short.
+    for qs in (many, many.filter(state=State.COMPLETED), many.filter(pk__gt=many[5].pk)):
+        whole = b"".join(
+            exports.copy_stream(dataset=exports.WITHDRAWALS, fmt=fmt, qs=qs, width=10**9)
+        )
+        chunked = b"".join(
+            exports.copy_stream(dataset=exports.WITHDRAWALS, fmt=fmt, qs=qs, width=width)
+        )
+        assert (
+            chunked
+            == whole
+            == b"".join(exports.python_stream(dataset=exports.WITHDRAWALS, fmt=fmt, qs=qs))
+        )
+        assert whole.count(b"\n") == qs.count() + (fmt == "csv")
+
+
+@pytest.mark.postgresql
+@committed
+def test_an_empty_selection_exports_only_the_header(many):
+    qs = many.filter(state=State.FAILED)
+    assert b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="csv", qs=qs)) == (
+        exports._csv_header(exports.WITHDRAWALS).encode()
+    )
+    assert b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=qs)) == b""
+
+
+@pytest.mark.postgresql
+@committed
+def test_an_export_holds_the_rows_of_one_moment(many, alice, address, bob, monkeypatch):
+    before = b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many))
+    later = list(many.values_list("pk", flat=True))[2:]
+    # A buffer of one piece holds the worker back: the chunks after the first, on both
+    # connections, run after the changes.
+    monkeypatch.setattr(exports, "AHEAD_BYTES", exports.PIECE_BYTES)
+    # One change commits while the second connection opens, after the export's moment and
+    # before that connection's first read.
+    applied = []
+    real_settings = exports._apply_copy_settings
+
+    def settings_then_change(cursor) -> None:
+        applied.append(cursor)
+        if len(applied) == 2:
+            elsewhere(lambda: WithdrawalRequest.objects.filter(pk__in=later).update(note="early"))
+        real_settings(cursor)
+
+    monkeypatch.setattr(exports, "_apply_copy_settings", settings_then_change)
+    stream = exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
+    first = next(stream)
+
+    def change() -> None:
+        WithdrawalRequest.objects.filter(pk__in=later).update(note="late")
+        approve(WithdrawalRequest.objects.get(pk=later[-1]), bob)
+        WithdrawalRequest.objects.filter(pk=later[0]).delete()
+        WithdrawalFactory(whitelisted_address=address, requested_by=alice)
+
+    elsewhere(change)
+    assert first + b"".join(stream) == before and len(applied) == 2
+    after = b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many))
+    assert b"late" in after and after != before
+
+
+@pytest.mark.postgresql
+@committed
+def test_a_reader_that_stops_early_leaves_no_connection_or_transaction_behind(many):
+    stream = exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
+    next(stream)
+    assert extra_connections() == 1
+    stream.close()
+    assert extra_connections_gone()
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+@pytest.mark.postgresql
+@committed
+def test_an_error_in_the_worker_surfaces_in_the_stream(many, monkeypatch):
+    real = exports.copy_sql
+    made = []
+
+    def failing_second(**kwargs):
+        made.append(kwargs)
+        # The second chunk is the other connection's.
+        return ("COPY (SELECT 1 / 0) TO STDOUT", ()) if len(made) == 2 else real(**kwargs)
+
+    monkeypatch.setattr(exports, "copy_sql", failing_second)
+    stream = exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        b"".join(stream)
+    assert len(made) > 2
+    assert extra_connections_gone()
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def test_times_are_written_in_utc_whatever_zone_they_come_in():
