@@ -14,23 +14,13 @@ def seeded(db, settings):
     return seed.seed(scale=0.0002, quiet=True)
 
 
-def test_bench_seeds_every_state_and_measures_every_page_and_export(seeded):
+def test_bench_seeds_every_state_and_measures_every_page_and_export(seeded, monkeypatch):
+    from collections import Counter
+
     from withdrawals.models import State, WithdrawalRequest
 
     assert WithdrawalRequest.objects.count() == seeded.withdrawals
     assert set(WithdrawalRequest.objects.values_list("state", flat=True)) == set(State.values)
-
-    pages = measure.measure_pages(seeded, rounds=1, quiet=True)
-    assert len(pages) == len(measure.figures(seeded))
-    assert all(" SQL" in r.measured for r in pages)
-    assert all(r.peer != "-" for r in pages if r.ratio != "-")
-
-    exports = measure.measure_exports(seeded, in_process=True)
-    assert [r.name.rsplit(" ", 1)[-1] for r in exports] == ["CSV", "JSON"]
-
-
-def test_each_page_is_sampled_as_often_as_asked_and_its_peer_once_a_round(seeded, monkeypatch):
-    from collections import Counter
 
     asked: Counter[str] = Counter()
     real = measure._get_ms
@@ -40,10 +30,16 @@ def test_each_page_is_sampled_as_often_as_asked_and_its_peer_once_a_round(seeded
         return real(client, url)
 
     monkeypatch.setattr(measure, "_get_ms", counted)
-    measure.measure_pages(seeded, rounds=2, samples=3, quiet=True)
-
+    pages = measure.measure_pages(seeded, rounds=2, samples=3, quiet=True)
+    assert len(pages) == len(measure.figures(seeded))
     for figure in measure.figures(seeded):
-        # One untimed warm-up and one request counting statements, besides the samples.
+        # Each page as often as asked and its peer once a round, besides one untimed warm-up
+        # and one request counting statements.
         assert asked[figure.url] == 1 + 2 * 3 + 1
         if figure.peer_url:
             assert asked[figure.peer_url] == 1 + 2 + 1
+    assert all(" SQL" in r.measured for r in pages)
+    assert all(r.peer != "-" for r in pages if r.ratio != "-")
+
+    exports = measure.measure_exports(seeded, in_process=True)
+    assert [r.name.rsplit(" ", 1)[-1] for r in exports] == ["CSV", "JSON"]

@@ -11,6 +11,7 @@ import io
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -278,7 +279,9 @@ def extra_connections() -> int:
     def count() -> int:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                # This test database's only: another worker's exports are its own.
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = %s AND datname = current_database()",
                 [exports.EXTRA_APPLICATION],
             )
             return cursor.fetchone()[0]
@@ -363,17 +366,21 @@ def test_an_export_holds_the_rows_of_one_moment(many, alice, address, bob, monke
         real_settings(cursor)
 
     monkeypatch.setattr(exports, "_apply_copy_settings", settings_then_change)
-    stream = exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
-    first = next(stream)
+    # Closed whatever happens: a stream left open mid-COPY holds its connection.
+    with closing(
+        exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
+    ) as stream:
+        first = next(stream)
 
-    def change() -> None:
-        WithdrawalRequest.objects.filter(pk__in=later).update(note="late")
-        approve(WithdrawalRequest.objects.get(pk=later[-1]), bob)
-        WithdrawalRequest.objects.filter(pk=later[0]).delete()
-        WithdrawalFactory(whitelisted_address=address, requested_by=alice)
+        def change() -> None:
+            WithdrawalRequest.objects.filter(pk__in=later).update(note="late")
+            approve(WithdrawalRequest.objects.get(pk=later[-1]), bob)
+            WithdrawalRequest.objects.filter(pk=later[0]).delete()
+            WithdrawalFactory(whitelisted_address=address, requested_by=alice)
 
-    elsewhere(change)
-    assert first + b"".join(stream) == before and len(applied) == 2
+        elsewhere(change)
+        rest = b"".join(stream)
+    assert first + rest == before and len(applied) == 2
     after = b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many))
     assert b"late" in after and after != before
 
@@ -382,9 +389,12 @@ def test_an_export_holds_the_rows_of_one_moment(many, alice, address, bob, monke
 @committed
 def test_a_reader_that_stops_early_leaves_no_connection_or_transaction_behind(many):
     stream = exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
-    next(stream)
-    assert extra_connections() == 1
-    stream.close()
+    try:
+        next(stream)
+        running = extra_connections()
+    finally:
+        stream.close()
+    assert running == 1
     assert extra_connections_gone()
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
@@ -398,7 +408,8 @@ def test_an_error_in_the_worker_surfaces_in_the_stream(many, monkeypatch):
     def failing_second(**kwargs):
         made.append(kwargs)
         # The second chunk is the other connection's.
-        return ("COPY (SELECT 1 / 0) TO STDOUT", ()) if len(made) == 2 else real(**kwargs)
+        failing = exports.CopyStatement("COPY (SELECT 1 / 0) TO STDOUT", ())
+        return failing if len(made) == 2 else real(**kwargs)
 
     monkeypatch.setattr(exports, "copy_sql", failing_second)
     stream = exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many, width=1)
