@@ -30,7 +30,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from django.contrib.auth import get_user_model
@@ -51,6 +51,8 @@ PIECE_BYTES = 64 * 1024
 # neither connection idles.
 CHUNK_KEYS = 50_000
 AHEAD_BYTES = 32 * 1024 * 1024
+# JSON lines per row of the export's COPY (see copy_sql).
+LINES_PER_ROW = 256
 # How the export's second connection shows in pg_stat_activity.
 EXTRA_APPLICATION = "countersign export"
 _CHUNK_END = object()
@@ -231,9 +233,14 @@ def _approvals_join(ids_sql: str) -> str:
     )
 
 
-def copy_sql(
-    *, dataset: Dataset, fmt: str, qs: QuerySet, keys: range
-) -> tuple[str, tuple[Any, ...]]:
+class CopyStatement(NamedTuple):
+    sql: str
+    params: tuple[Any, ...]
+    # Each row is one bytea holding a run of whole lines (the JSON export), not one line.
+    runs: bool = False
+
+
+def copy_sql(*, dataset: Dataset, fmt: str, qs: QuerySet, keys: range) -> CopyStatement:
     """The COPY of the rows of ``qs`` whose key is in ``keys``, without a header: a chunked
     export writes its header once."""
     key = dataset.key.source
@@ -247,14 +254,18 @@ def copy_sql(
         params = (*params, *ids_params, keys.start, keys.stop)
     select += f" ORDER BY t.{dataset.key.alias}"
     if fmt == "csv":
-        return f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params
-    # One JSON object per line. CSV with quote and delimiter characters that JSON text never
-    # holds raw (it escapes every control character) copies each line untouched; the text
-    # format would double every backslash.
-    return (
-        f"COPY (SELECT {_json_line(dataset)} FROM ({select}) r) TO STDOUT"  # noqa: S608
-        " WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')",
+        return CopyStatement(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params)
+    # One JSON object per line, a run of whole lines per row of the COPY: libpq hands a COPY
+    # over one row at a time, and at a line per row passing them on cost Python a quarter of
+    # the JSON export's CPU. Binary, so the lines' bytes go as they are.
+    lines = f"{_json_line(dataset)} || E'\\n'"
+    run = f"l.k / {LINES_PER_ROW}"
+    return CopyStatement(
+        f"COPY (SELECT convert_to(string_agg(l.line, '' ORDER BY l.k), 'UTF8')"  # noqa: S608
+        f" FROM (SELECT {lines} AS line, r.{dataset.key.name} AS k FROM ({select}) r) l"
+        f" GROUP BY {run} ORDER BY {run}) TO STDOUT WITH (FORMAT binary)",
         params,
+        runs=True,
     )
 
 
@@ -355,7 +366,7 @@ def _snapshot_cursors() -> Iterator[list[psycopg.Cursor]]:
 
 def _chunk_statements(
     *, dataset: Dataset, fmt: str, qs: QuerySet, width: int
-) -> list[tuple[str, tuple[Any, ...]]]:
+) -> list[CopyStatement]:
     """One COPY per range of ``width`` keys, from the selection's smallest key to its largest
     (read in the export's snapshot), each range added to the filter so the approvals'
     aggregate is limited to it too."""
@@ -369,9 +380,16 @@ def _chunk_statements(
     ]
 
 
-def _copy_pieces(cursor: psycopg.Cursor, statement: tuple[str, tuple[Any, ...]]) -> Iterator[bytes]:
-    with cursor.copy(*statement) as copy:
-        yield from _pieces(copy)
+def _blocks(copy: psycopg.Copy, statement: CopyStatement) -> Iterator[bytes | memoryview]:
+    if not statement.runs:
+        return iter(copy)
+    copy.set_types(["bytea"])
+    return (row[0] for row in iter(copy.read_row, None))
+
+
+def _copy_pieces(cursor: psycopg.Cursor, statement: CopyStatement) -> Iterator[bytes]:
+    with cursor.copy(statement.sql, statement.params) as copy:
+        yield from _pieces(_blocks(copy, statement))
 
 
 class _Stopped(Exception):
@@ -384,7 +402,7 @@ class _Ahead:
     to read its previous one, so at most two of its chunks, and never more than
     ``AHEAD_BYTES``, wait in memory."""
 
-    def __init__(self, cursor: psycopg.Cursor, statements: list[tuple[str, tuple[Any, ...]]]):
+    def __init__(self, cursor: psycopg.Cursor, statements: list[CopyStatement]):
         self._buffer: queue.Queue = queue.Queue(maxsize=max(1, AHEAD_BYTES // PIECE_BYTES))
         self._turns = threading.Semaphore(1)
         self._stop = threading.Event()
@@ -408,13 +426,13 @@ class _Ahead:
 
         self._wait(attempt)
 
-    def _run(self, cursor: psycopg.Cursor, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _run(self, cursor: psycopg.Cursor, statements: list[CopyStatement]) -> None:
         try:
             for statement in statements:
                 self._wait(lambda: self._turns.acquire(timeout=0.05))
                 # _Stopped leaves the COPY block, and psycopg cancels what is left of it.
-                with cursor.copy(*statement) as copy:
-                    for piece in _pieces(copy):
+                with cursor.copy(statement.sql, statement.params) as copy:
+                    for piece in _pieces(_blocks(copy, statement)):
                         self._put(piece)
                 self._put(_CHUNK_END)
         except _Stopped:
@@ -439,7 +457,7 @@ class _Ahead:
 
 
 def _chunked_pieces(
-    cursors: list[psycopg.Cursor], statements: list[tuple[str, tuple[Any, ...]]]
+    cursors: list[psycopg.Cursor], statements: list[CopyStatement]
 ) -> Iterator[bytes]:
     """The chunks in key order. With two cursors the request's streams the even chunks to the
     client while a worker thread runs the odd ones on the other: the next chunk is formatted
