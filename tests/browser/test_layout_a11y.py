@@ -38,6 +38,12 @@ NOT_PAGES = ("/admin/", "/metrics", "/healthz", "/audit/export/", "/audit/checkp
 
 OVERFLOW = "document.scrollingElement.scrollWidth - window.innerWidth"
 AXE_RUN = "axe.run(document, {resultTypes: ['violations']})"
+# The page as its reader sees it once it is still: no htmx request in flight or swap settling,
+# and no fade running. An indicator caught half-faded (the detail page asks for a quote as it
+# loads) has the contrast of neither end.
+QUIET = """() =>
+    !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')
+    && document.getAnimations().every(a => a.playState !== 'running')"""
 
 
 @pytest.fixture
@@ -116,6 +122,7 @@ def check_page(page: Any, where: str) -> list[str]:
     problems = []
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": HEIGHT})
+        page.wait_for_function(QUIET)
         overflow = page.evaluate(OVERFLOW)
         if overflow > 0:
             problems.append(f"{where} @{width}px: page scrolls sideways by {overflow}px")
