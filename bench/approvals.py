@@ -42,6 +42,7 @@ from withdrawals.models import Quote, State, WithdrawalRequest
 
 from .measure import Result
 from .pipeline import ROOT, group_cpu_seconds, production_env
+from .stats import percentile
 
 HOST = "countersign.bench"
 APPROVERS = 20
@@ -197,11 +198,6 @@ def _round(
     return [t[0] for t in timings]
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 # How each round's approvers spread their POSTs: (label, seconds over which they arrive).
 MODES = (("at once", 0.0), ("within one second", 1.0))
 
@@ -244,7 +240,7 @@ def measure_approvals(seeded: Any, *, quiet: bool = False) -> list[Result]:
         celery_app.control.purge()
     results = []
     for label, timings in samples.items():
-        p50, p95 = statistics.median(timings), _pct(timings, 0.95)
+        p50, p95 = statistics.median(timings), percentile(timings, 0.95)
         results.append(
             Result(
                 f"approve action, {APPROVERS} approvers {label}",

@@ -27,6 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from withdrawals import selectors as withdrawal_selectors
 
 from .seed import RARE_ASSET, Seeded
+from .stats import percentile
 
 
 @dataclass
@@ -76,9 +77,9 @@ def _statements(client: Client, url: str) -> int:
     return len(ctx.captured_queries)
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def _timings(samples: list[float], statements: int) -> str:
+    p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
+    return f"p50 {p50:.1f}, p95 {p95:.1f} ms, {statements} SQL"
 
 
 def figures(seeded: Seeded) -> list[Figure]:
@@ -212,12 +213,12 @@ def measure_pages(
     for figure in figures(seeded):
         mine = ours[figure.name]
         stmts = _statements(clients[figure.who], figure.url)
-        measured = f"p50 {_pct(mine, 0.5):.1f}, p95 {_pct(mine, 0.95):.1f} ms, {stmts} SQL"
+        measured = _timings(mine, stmts)
         peer = ratio = "-"
         if figure.peer_url:
             theirs = peers[figure.name]
             peer_stmts = _statements(clients["admin"], figure.peer_url)
-            peer = f"p50 {_pct(theirs, 0.5):.1f}, p95 {_pct(theirs, 0.95):.1f} ms, {peer_stmts} SQL"
+            peer = _timings(theirs, peer_stmts)
             ratio = f"{statistics.median(theirs) / statistics.median(mine):.1f}x"
         results.append(Result(figure.name, figure.target, measured, peer, ratio))
     return results

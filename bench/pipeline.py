@@ -47,6 +47,7 @@ from withdrawals.models import (
 )
 
 from .measure import Result
+from .stats import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 KIND = "kraken"
@@ -292,11 +293,6 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / tick
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
 def run_pipeline(
     *,
     count: int,
@@ -348,7 +344,7 @@ def run_pipeline(
             duplicates=duplicates,
             venue_withdrawals=venue_withdrawals,
             latency_p50=statistics.median(latencies) if latencies else 0.0,
-            latency_p95=_pct(latencies, 0.95),
+            latency_p95=percentile(latencies, 0.95) if latencies else 0.0,
             worker_cpu_ms=(cpu_after[0] - cpu_before[0]) * 1000 / count,
             sandbox_cpu_ms=(cpu_after[1] - cpu_before[1]) * 1000 / count,
             polled=rows.exclude(last_checked_at=None).count(),
