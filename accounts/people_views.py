@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from core.forms import apply_service_error
+
 from . import rules, selectors, services
 from .forms import InviteForm, OptionalReasonForm, ProposeChangeForm, ReasonForm, TotpForm
 from .services import PeopleError, TotpRefused
@@ -92,7 +94,7 @@ def invite(request: HttpRequest) -> HttpResponse:
                 ip=client_ip(request),
             )
         except PeopleError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            apply_service_error(form, exc)
         else:
             return _link_shown_once(request, person, token)
     template = f"{PAGE}#invite_panel" if request.htmx else PAGE

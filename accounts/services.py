@@ -33,6 +33,7 @@ from django_otp.util import random_hex
 
 from audit.actions import AuditAction
 from audit.services import audit_event_record
+from core.errors import ApplicationError
 
 from . import rules, selectors
 from .models import AccessChange, ChangeKind, ChangeState, Invitation
@@ -274,13 +275,8 @@ def role_groups_ensure() -> None:
 # --- people: errors and helpers ---------------------------------------------------------------
 
 
-class PeopleError(Exception):
-    """A refusal the user admin (or invitee) can act on. ``field`` names the form field."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class PeopleError(ApplicationError):
+    """A refusal of a person, role or authenticator change, or of an enrolment."""
 
 
 RECOVERY_CODE_COUNT = 10

@@ -19,6 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_otp import login as otp_login
 from django_otp import user_has_device
 
+from core.forms import apply_service_error
+
 from .forms import CodeForm, EnrolForm, SigninForm, TotpForm
 from .selectors import invitation_open_get
 from .services import (
@@ -121,7 +123,7 @@ def enrol_link(request: HttpRequest, token: str) -> HttpResponse:
                 ip=client_ip(request),
             )
         except PeopleError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            apply_service_error(form, exc)
             if invitation_open_get(token=token) is None:
                 return render(
                     request,

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from accounts.roles import ROLES, role_label
+from core.errors import ApplicationError
 
 from .models import AMOUNT, DEFAULT_EXPIRY_HOURS, Rule
 
@@ -68,13 +69,8 @@ FIELD_WORDS = {
 }
 
 
-class PolicyError(Exception):
-    """A refusal the user can act on. ``field`` names the form field it belongs next to."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class PolicyError(ApplicationError):
+    """A refusal of a policy change, or of a withdrawal by the policy in force."""
 
 
 def _amount(value: Any, *, where: str) -> Decimal | None:

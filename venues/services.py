@@ -21,6 +21,7 @@ from accounts.roles import WHITELIST_ADMIN, has_role
 from accounts.services import TotpRefused, totp_code_verify
 from audit.actions import AuditAction
 from audit.services import audit_event_record
+from core.errors import ApplicationError
 
 from .crypto import encrypt_json, reencrypt
 from .hosts import base_url_refusal
@@ -35,11 +36,8 @@ SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
 COMMAND_LINE = "command line"
 
 
-class VenueConfigError(Exception):
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class VenueConfigError(ApplicationError):
+    """A refusal of a venue's settings or credentials change."""
 
 
 def _require_admin(actor: Any) -> None:

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.roles import AUDITOR, WHITELIST_ADMIN, require_role
 from accounts.utils import client_ip
+from core.forms import apply_service_error
 
 from . import selectors, services
 from .forms import ApproveChangeForm, EnabledForm, RejectChangeForm, VenueForm
@@ -75,7 +76,7 @@ def venue_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 ip=client_ip(request),
             )
         except services.VenueConfigError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            apply_service_error(form, exc)
         else:
             messages.success(
                 request,

@@ -22,6 +22,7 @@ from accounts.roles import AUDITOR, WHITELIST_ADMIN, has_role
 from accounts.services import totp_code_verify
 from audit.actions import AuditAction
 from audit.services import audit_event_record
+from core.errors import ApplicationError
 from venues.interface import SavedAddress, VenueError, VenueRejected
 from venues.models import Venue
 from venues.registry import client_for
@@ -38,13 +39,8 @@ KNOWN_ASSETS = ("BTC", "ETH", "USDT", "USDC", "XRP", "XLM", "TRX", "BNB")
 ASSET_ALIASES = {"XBT": "BTC", "XXBT": "BTC", "XETH": "ETH", "XXRP": "XRP", "XXLM": "XLM"}
 
 
-class WhitelistError(Exception):
-    """A refusal the user can act on. ``field`` names the form field it belongs next to."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class WhitelistError(ApplicationError):
+    """A refusal of an address-book change."""
 
 
 class VenueCheckUnavailable(Exception):

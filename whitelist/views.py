@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.roles import APPROVER, AUDITOR, WHITELIST_ADMIN, has_role, require_role
 from accounts.services import TotpRefused
 from accounts.utils import client_ip
+from core.forms import apply_service_error
 
 from . import selectors, services
 from .forms import ApproveForm, ImportForm, ProposeForm, ReasonForm
@@ -42,10 +43,6 @@ def _address_or_404(pk: int) -> WhitelistedAddress:
         return selectors.address_get(pk=pk)
     except WhitelistedAddress.DoesNotExist:
         raise Http404("No such address") from None
-
-
-def _apply_error(form: Any, exc: services.WhitelistError) -> None:
-    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
 def _done(request: HttpRequest, address: WhitelistedAddress, note: str) -> HttpResponse:
@@ -103,7 +100,7 @@ def address_new(request: HttpRequest) -> HttpResponse:
         except TotpRefused as exc:
             form.add_error("code", str(exc))
         except services.WhitelistError as exc:
-            _apply_error(form, exc)
+            apply_service_error(form, exc)
         else:
             return _done(request, address, "Proposed. A second whitelist admin must approve it.")
     if form.is_bound and form.data.get("address"):
@@ -176,7 +173,7 @@ def address_approve(request: HttpRequest, pk: int) -> HttpResponse:
         except TotpRefused as exc:
             form.add_error("code", str(exc))
         except services.WhitelistError as exc:
-            _apply_error(form, exc)
+            apply_service_error(form, exc)
         else:
             note = (
                 "Approved: the address is active."
@@ -204,7 +201,7 @@ def _end_action(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
         except TotpRefused as exc:
             form.add_error("code", str(exc))
         except services.WhitelistError as exc:
-            _apply_error(form, exc)
+            apply_service_error(form, exc)
         else:
             return _done(request, address, "Vetoed." if kind == "veto" else "Revoked.")
     return _panel(request, address, f"{kind}_panel", **{f"{kind}_form": form})
@@ -256,7 +253,7 @@ def address_import(request: HttpRequest) -> HttpResponse:
         except TotpRefused as exc:
             form.add_error("code", str(exc))
         except services.WhitelistError as exc:
-            _apply_error(form, exc)
+            apply_service_error(form, exc)
         else:
             form = ImportForm()
     status = 400 if form.is_bound and form.errors else 200

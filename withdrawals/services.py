@@ -34,6 +34,7 @@ from audit.actions import AuditAction
 from audit.exchanges import ExchangeRecorder
 from audit.services import audit_event_record, json_safe
 from config.observability import bind_attempt
+from core.errors import ApplicationError
 from venues.budget import Purpose, status_poll_delay
 from venues.interface import (
     Quote as VenueQuote,
@@ -82,13 +83,8 @@ PREVIEW_MARGIN = 5  # seconds: a kept preview is dropped this long before its qu
 DEFAULT_PRECISION = 8
 
 
-class WithdrawalError(Exception):
-    """A refusal the user can act on. ``field`` names the form field it belongs next to."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class WithdrawalError(ApplicationError):
+    """A refusal of a withdrawal act: request, quote, approval, rejection, cancellation."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseStopPolling, push_url
 from accounts.roles import APPROVER, AUDITOR, REQUESTER, WHITELIST_ADMIN, require_role
 from accounts.services import TotpRefused
 from accounts.utils import client_ip
+from core.forms import apply_service_error
 from venues.models import Venue
 from venues.refusals import Refusal, refusal_explain
 from whitelist.selectors import active_addresses_for
@@ -111,7 +112,7 @@ def withdrawal_new(request: HttpRequest) -> HttpResponse:
                 ip=client_ip(request),
             )
         except services.WithdrawalError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            apply_service_error(form, exc)
         else:
             messages.success(request, "Withdrawal requested. It now waits for a second person.")
             return redirect("withdrawals:detail", pk=withdrawal.pk)
@@ -436,7 +437,7 @@ def _settle(
         except TotpRefused as exc:
             form.add_error("code", str(exc))
         except services.WithdrawalError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            apply_service_error(form, exc)
         else:
             return _attention_item(request, withdrawal_id, ok=ok)
     return _attention_item(request, withdrawal_id, failed=True, **{form_name: form})
