@@ -32,3 +32,11 @@ def date_range_q(field: str, *, since: date | None, until: date | None) -> dict[
 
 def chain_check_latest() -> ChainCheck | None:
     return ChainCheck.objects.order_by("-checked_at", "-id").first()
+
+
+def chain_break_is_news(check: ChainCheck) -> bool:
+    """Whether a broken ``check`` (recorded) tells people something the trail has not: the walk
+    before it found the chain whole, or broken at another event. The periodic walk runs every
+    few minutes, and one break must not become an alert every few minutes."""
+    previous = ChainCheck.objects.filter(id__lt=check.pk).order_by("-id").first()
+    return previous is None or previous.ok or previous.first_broken_seq != check.first_broken_seq

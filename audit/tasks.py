@@ -7,6 +7,7 @@ from django.db import transaction
 
 from .actions import AuditAction
 from .checkpoints import checkpoint_write, checkpoints_on_file
+from .selectors import chain_break_is_news
 from .services import audit_chain_verify, audit_event_record
 
 
@@ -14,9 +15,10 @@ from .services import audit_chain_verify, audit_event_record
 def verify_audit_chain() -> bool:
     """The periodic walk of the chain, held against the checkpoints written outside the
     database; the auditors' dashboard shows its latest result. A break goes on the trail too,
-    so that it alerts people (notifications) rather than waiting for someone to look."""
+    so that it alerts people (notifications) rather than waiting for someone to look; once per
+    break, not at every walk that finds it again."""
     check = audit_chain_verify(record=True, checkpoints=checkpoints_on_file())
-    if not check.ok:
+    if not check.ok and chain_break_is_news(check):
         with transaction.atomic():
             audit_event_record(
                 action=AuditAction.AUDIT_CHAIN_BROKEN,

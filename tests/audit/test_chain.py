@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.utils import timezone
 
 from audit import tasks
 from audit.models import AppendOnlyError, AuditChainHead, AuditEvent, ChainCheck
@@ -111,6 +112,39 @@ def test_the_periodic_task_runs_the_same_check_and_records_it():
     assert tasks.verify_audit_chain.delay().get() is False
     latest = ChainCheck.objects.order_by("-id").first()
     assert latest.first_broken_seq == 1
+
+
+def broken_events() -> int:
+    return AuditEvent.objects.filter(action="audit.chain_broken").count()
+
+
+def test_a_break_goes_on_the_trail_once_not_at_every_periodic_walk():
+    chain_of(2)
+    raw("UPDATE audit_auditevent SET actor_name = 'mallory' WHERE seq = 1")
+    for _ in range(3):
+        assert tasks.verify_audit_chain.delay().get() is False
+    assert broken_events() == 1
+    assert ChainCheck.objects.filter(ok=False).count() == 3  # each walk is still recorded
+
+
+def test_a_new_break_or_a_break_after_a_whole_chain_goes_on_the_trail_again():
+    chain_of(4)
+    raw("UPDATE audit_auditevent SET actor_name = 'mallory' WHERE seq = 3")
+    assert tasks.verify_audit_chain.delay().get() is False
+    # An earlier event tampered with too: the walk now breaks sooner, which is news.
+    raw("UPDATE audit_auditevent SET actor_name = 'mallory' WHERE seq = 1")
+    assert tasks.verify_audit_chain.delay().get() is False
+    assert broken_events() == 2
+    assert list(
+        ChainCheck.objects.filter(ok=False)
+        .order_by("id")
+        .values_list("first_broken_seq", flat=True)
+    ) == [3, 1]
+
+    # Once a walk has found the chain whole, the same break is news again.
+    ChainCheck.objects.create(checked_at=timezone.now(), ok=True, events_checked=7, message="")
+    assert tasks.verify_audit_chain.delay().get() is False
+    assert broken_events() == 3
 
 
 def test_appends_keep_the_head_in_step():
