@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import F, Max, Min, QuerySet
 from psycopg import sql
@@ -151,11 +152,49 @@ DATASETS = {d.name: d for d in (WITHDRAWALS, AUDIT)}
 _APPROVAL_COLUMNS = ("approvers",)
 
 
-def export_stream(*, dataset: Dataset, fmt: str, qs: QuerySet) -> Iterator[bytes]:
-    """The export of ``qs`` (already filtered) as bytes, through COPY where there is one."""
-    if connection.vendor == "postgresql":
-        return copy_stream(dataset=dataset, fmt=fmt, qs=qs)
-    return python_stream(dataset=dataset, fmt=fmt, qs=qs)
+class Export:
+    """The bytes of an export whose rows were fixed, and counted, when it was opened.
+
+    Iterate it once. ``close`` (the response calls it) ends the export's transaction and its
+    connection, even when nothing was read: a client that is gone before the first byte must
+    not leave a snapshot held open."""
+
+    def __init__(
+        self, *, rows: int, stream: Iterator[bytes], snapshot: Snapshot | None = None
+    ) -> None:
+        self.rows = rows
+        self._stream = stream
+        self._snapshot = snapshot
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+        if self._snapshot is not None:
+            self._snapshot.close()
+
+
+def export_open(*, dataset: Dataset, fmt: str, qs: QuerySet) -> Export:
+    """The export of ``qs`` (already filtered), its rows counted at the moment they are read
+    from: on PostgreSQL a snapshot taken now, which the COPY then reads, so what commits while
+    the export's event is written (or while the file streams) changes neither the count nor the
+    file. SQLite (the demo) counts and then reads."""
+    if connection.vendor != "postgresql":
+        return Export(rows=qs.count(), stream=python_stream(dataset=dataset, fmt=fmt, qs=qs))
+    if connection.in_atomic_block:
+        # The caller's transaction is the moment: what it wrote is visible to it alone.
+        return Export(rows=qs.count(), stream=copy_stream(dataset=dataset, fmt=fmt, qs=qs))
+    snapshot = Snapshot()
+    try:
+        rows = snapshot.count(qs)
+    except BaseException:
+        snapshot.close()
+        raise
+    stream = copy_stream(dataset=dataset, fmt=fmt, qs=qs, snapshot=snapshot)
+    return Export(rows=rows, stream=stream, snapshot=snapshot)
 
 
 def _source_values(dataset: Dataset, qs: QuerySet) -> QuerySet:
@@ -322,18 +361,48 @@ def _apply_copy_settings(cursor: psycopg.Cursor) -> None:
         cursor.execute(f"SET LOCAL {name} = {value}")
 
 
-@contextmanager
-def _snapshot_cursors() -> Iterator[list[psycopg.Cursor]]:
-    """Cursors that all read the rows of one moment: the snapshot of the request's connection.
+class Snapshot:
+    """A read-only repeatable-read transaction on a connection of the export's own, the moment
+    an export reads. It counts the rows, the request's connection imports its snapshot to read
+    them, and it runs half the chunks itself."""
 
-    The request's connection begins a read-only repeatable-read transaction and exports its
-    snapshot; a second connection, made from the same parameters, imports it, so the two can
-    each run half the chunks. Inside a caller's transaction (a rolled-back test, a command's
-    atomic block) what that transaction wrote is visible to it alone: the chunks then run on
-    its connection, one after another, in a savepoint."""
+    def __init__(self) -> None:
+        params = {**connection.get_connection_params(), "application_name": EXTRA_APPLICATION}
+        self._connection = psycopg.connect(**params, autocommit=True)
+        try:
+            self.cursor = self._connection.cursor()
+            self.cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            _apply_copy_settings(self.cursor)
+            (self.id,) = self.cursor.execute("SELECT pg_export_snapshot()").fetchone()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def count(self, qs: QuerySet) -> int:
+        try:
+            inner, params = qs.order_by().values("pk").query.sql_with_params()
+        except EmptyResultSet:  # qs.none()
+            return 0
+        query = f"SELECT count(*) FROM ({inner}) AS selection"  # noqa: S608 (the ORM's, bound)
+        (rows,) = self.cursor.execute(query, params).fetchone()
+        return rows
+
+    def close(self) -> None:
+        # Closing ends its transaction too; a second close does nothing.
+        self._connection.close()
+
+
+@contextmanager
+def _snapshot_cursors(snapshot: Snapshot | None = None) -> Iterator[list[psycopg.Cursor]]:
+    """Cursors that all read the rows of one moment: ``snapshot``'s, or one taken now.
+
+    The request's connection begins a read-only repeatable-read transaction and imports the
+    snapshot, so the two connections can each run half the chunks. Inside a caller's
+    transaction (a rolled-back test, a command's atomic block) what that transaction wrote is
+    visible to it alone: the chunks then run on its connection, one after another, in a
+    savepoint."""
     connection.ensure_connection()
-    raw = connection.connection
-    with raw.cursor() as cursor:
+    with connection.connection.cursor() as cursor:
         if connection.in_atomic_block:
             cursor.execute("SAVEPOINT countersign_export")
             try:
@@ -343,25 +412,17 @@ def _snapshot_cursors() -> Iterator[list[psycopg.Cursor]]:
                 cursor.execute("ROLLBACK TO SAVEPOINT countersign_export")
                 cursor.execute("RELEASE SAVEPOINT countersign_export")
             return
-        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        held = snapshot or Snapshot()
         try:
-            _apply_copy_settings(cursor)
-            (snapshot,) = cursor.execute("SELECT pg_export_snapshot()").fetchone()
-            params = {**connection.get_connection_params(), "application_name": EXTRA_APPLICATION}
-            extra = psycopg.connect(**params, autocommit=True)
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             try:
-                with extra.cursor() as other:
-                    other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    other.execute(
-                        sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot))
-                    )
-                    _apply_copy_settings(other)
-                    yield [cursor, other]
+                cursor.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(held.id)))
+                _apply_copy_settings(cursor)
+                yield [cursor, held.cursor]
             finally:
-                # Closing ends its transaction too.
-                extra.close()
+                cursor.execute("ROLLBACK")
         finally:
-            cursor.execute("ROLLBACK")
+            held.close()
 
 
 def _chunk_statements(
@@ -478,12 +539,18 @@ def _chunked_pieces(
 
 
 def copy_stream(
-    *, dataset: Dataset, fmt: str, qs: QuerySet, width: int = CHUNK_KEYS
+    *,
+    dataset: Dataset,
+    fmt: str,
+    qs: QuerySet,
+    width: int = CHUNK_KEYS,
+    snapshot: Snapshot | None = None,
 ) -> Iterator[bytes]:
-    """The export through COPY, in chunks of ``width`` keys read from one snapshot."""
+    """The export through COPY, in chunks of ``width`` keys read from one snapshot: the one
+    given (which it closes), or one taken when the first chunk is read."""
     if fmt == "csv":
         yield _csv_header(dataset).encode()
-    with _snapshot_cursors() as cursors:
+    with _snapshot_cursors(snapshot) as cursors:
         statements = _chunk_statements(dataset=dataset, fmt=fmt, qs=qs, width=width)
         yield from _chunked_pieces(cursors, statements)
 

@@ -56,15 +56,15 @@ def audit_events_filtered(*, filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     return qs
 
 
-def export_rows_fixed(*, qs: QuerySet, key: str) -> tuple[QuerySet, int]:
-    """The rows an export will hold, and how many: bounded by the highest key now, so what is
-    written while the file streams (the export's own audit event among it) stays out and the
-    count recorded matches the file."""
+def export_rows_bounded(*, qs: QuerySet, key: str) -> QuerySet:
+    """The rows an export may hold: bounded by the highest key now, so that the export's own
+    audit event, written before the file streams, stays out of it wherever the export reads
+    (inside a caller's transaction, or on SQLite, there is no earlier snapshot to keep it
+    out)."""
     top = qs.order_by(f"-{key}").values_list(key, flat=True).first()
     if top is None:
-        return qs.none(), 0
-    fixed = qs.filter(**{f"{key}__lte": top})
-    return fixed, fixed.count()
+        return qs.none()
+    return qs.filter(**{f"{key}__lte": top})
 
 
 def audit_events_after(

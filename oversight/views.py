@@ -187,19 +187,23 @@ def export(request: HttpRequest, dataset: str, fmt: str) -> HttpResponse:
         qs = withdrawals_filtered(user=request.user, filters=filters)
     else:
         qs = selectors.audit_events_filtered(filters=filters)
-    qs, rows = selectors.export_rows_fixed(qs=qs, key=chosen.key.source)
-    services.audit_export_record(
-        actor=request.user,
-        ip=client_ip(request),
-        dataset=dataset,
-        fmt=fmt,
-        filters=filters,
-        rows=rows,
-    )
-    # Every export leaves the chain's head outside the database too, export event included.
-    checkpoint_write()
-    stream = exports.export_stream(dataset=chosen, fmt=fmt, qs=qs)
-    response = StreamingHttpResponse(stream, content_type=exports.FORMATS[fmt])
+    qs = selectors.export_rows_bounded(qs=qs, key=chosen.key.source)
+    export = exports.export_open(dataset=chosen, fmt=fmt, qs=qs)
+    try:
+        services.audit_export_record(
+            actor=request.user,
+            ip=client_ip(request),
+            dataset=dataset,
+            fmt=fmt,
+            filters=filters,
+            rows=export.rows,
+        )
+        # Every export leaves the chain's head outside the database too, its event included.
+        checkpoint_write()
+    except BaseException:
+        export.close()
+        raise
+    response = StreamingHttpResponse(export, content_type=exports.FORMATS[fmt])
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     extension = "csv" if fmt == "csv" else "jsonl"
     response["Content-Disposition"] = f'attachment; filename="{dataset}-{stamp}.{extension}"'

@@ -23,6 +23,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_event_record
 from oversight import exports
+from oversight import services as exports_services
 from tests.factories import WithdrawalFactory
 from withdrawals.models import Approval, State, WithdrawalRequest
 
@@ -383,6 +384,65 @@ def test_an_export_holds_the_rows_of_one_moment(many, alice, address, bob, monke
     assert first + rest == before and len(applied) == 2
     after = b"".join(exports.copy_stream(dataset=exports.WITHDRAWALS, fmt="json", qs=many))
     assert b"late" in after and after != before
+
+
+@pytest.mark.postgresql
+@committed
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_the_rows_recorded_are_the_rows_in_the_file_whatever_changes_meanwhile(
+    dave_client, many, monkeypatch, fmt
+):
+    """The count and the file come from one snapshot: a withdrawal that leaves the filter, and
+    one that joins it, while the export's event is written change neither."""
+    pending = list(many.filter(state=State.PENDING_APPROVAL).values_list("pk", flat=True))
+    completed = list(many.filter(state=State.COMPLETED).values_list("pk", flat=True))
+    real = exports_services.audit_export_record
+
+    def change_then_record(**kwargs):
+        elsewhere(
+            lambda: (
+                WithdrawalRequest.objects.filter(pk=pending[0]).update(state=State.CANCELLED),
+                WithdrawalRequest.objects.filter(pk=completed[0]).update(
+                    state=State.PENDING_APPROVAL
+                ),
+            )
+        )
+        return real(**kwargs)
+
+    monkeypatch.setattr(exports_services, "audit_export_record", change_then_record)
+    response = dave_client.get(f"/audit/export/withdrawals.{fmt}", {"state": "pending_approval"})
+    text = streamed(response)
+    if fmt == "csv":
+        ids = [int(row["id"]) for row in csv.DictReader(io.StringIO(text))]
+    else:
+        ids = [json.loads(line)["id"] for line in text.splitlines()]
+    event = AuditEvent.objects.get(action="export.created")
+    assert ids == pending  # the rows of the moment the export began
+    assert event.data["rows"] == len(ids)
+
+
+@pytest.mark.postgresql
+@committed
+def test_an_export_never_read_still_ends_its_snapshot(dave_client, many):
+    response = dave_client.get("/audit/export/withdrawals.json")
+    assert response.status_code == 200 and extra_connections() == 1  # the snapshot, held
+    response.close()  # the client went away before the first byte
+    assert extra_connections_gone()
+
+
+@pytest.mark.postgresql
+@committed
+def test_an_export_whose_event_cannot_be_written_sends_nothing_and_holds_nothing(
+    dave_client, many, monkeypatch
+):
+    def refused(**kwargs):
+        raise RuntimeError("audit trail unavailable")
+
+    monkeypatch.setattr(exports_services, "audit_export_record", refused)
+    with pytest.raises(RuntimeError):
+        dave_client.get("/audit/export/withdrawals.csv")
+    assert extra_connections_gone()
+    assert not AuditEvent.objects.filter(action="export.created").exists()
 
 
 @pytest.mark.postgresql
