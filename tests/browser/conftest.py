@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import expect
 
 # Playwright's sync API keeps an event loop in the test thread; the ORM calls the test makes
@@ -63,6 +64,10 @@ def browser(tmp_path_factory):
             yield browser
         finally:
             browser.close()
+            # The connection the test's own ORM calls opened while Playwright ran is not the
+            # one pytest-django sees at the end of the session: left open, it kept the test
+            # database from being dropped ("being accessed by other users").
+            connections.close_all()
 
 
 @pytest.fixture
