@@ -1,9 +1,12 @@
 """The bench's machinery at a tiny scale, so `make bench` cannot rot. No timings are asserted:
 the figures are only meaningful at scale, on a quiet machine (docs/bench.md)."""
 
+from collections import Counter
+
 import pytest
 
 from bench import measure, seed
+from withdrawals.models import State, WithdrawalRequest
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.urls("bench.urls")]
 
@@ -15,10 +18,6 @@ def seeded(db, settings):
 
 
 def test_bench_seeds_every_state_and_measures_every_page_and_export(seeded, monkeypatch):
-    from collections import Counter
-
-    from withdrawals.models import State, WithdrawalRequest
-
     assert WithdrawalRequest.objects.count() == seeded.withdrawals
     assert set(WithdrawalRequest.objects.values_list("state", flat=True)) == set(State.values)
 
